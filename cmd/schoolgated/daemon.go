@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
+	"github.com/schoolgate/schoolgate/firmware/dnssvc"
+	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/lists"
+	"github.com/schoolgate/schoolgate/firmware/policy"
+	"github.com/schoolgate/schoolgate/webui"
+)
+
+// daemon holds the running components. They are started in dependency order (event log,
+// lists, policy, DNS, HTTP) and closed in reverse.
+type daemon struct {
+	opts    options
+	logger  *slog.Logger
+	started time.Time
+
+	events *eventlog.Log
+	engine *policy.Engine
+	filter *dnsfilter.Filter
+	dns    *dnssvc.Service
+	http   *webui.Server
+
+	mu          sync.Mutex // guards what a reload or a list update replaces
+	cfg         *config.Config
+	source      string
+	loaded      time.Time
+	lists       *lists.Manager
+	reloadError string
+}
+
+// loadConfig reads the configuration the flags name and applies the flag overrides. It
+// returns the directory relative list files are read from.
+func loadConfig(o options) (*config.Config, fs.FS, string, error) {
+	var (
+		cfg    *config.Config
+		fsys   fs.FS
+		source string
+	)
+	if o.demo {
+		cfg, fsys = config.Demo()
+		source = "embedded demo"
+	} else {
+		var err error
+		cfg, err = config.LoadFile(o.configPath)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("loading %s:\n%w", o.configPath, err)
+		}
+		abs, err := filepath.Abs(o.configPath)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		fsys, source = os.DirFS(filepath.Dir(abs)), abs
+	}
+	if o.upstream != "" {
+		cfg.DNS.Upstreams = []config.Upstream{{Address: o.upstream}}
+	}
+	if o.listenDNS != "" {
+		cfg.DNS.Listen = o.listenDNS
+	}
+	if o.listenHTTP != "" {
+		cfg.HTTP.Listen = o.listenHTTP
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, "", fmt.Errorf("configuration after command-line overrides:\n%w", err)
+	}
+	return cfg, fsys, source, nil
+}
+
+func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
+	cfg, fsys, source, err := loadConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	d := &daemon{opts: o, logger: logger, cfg: cfg, source: source, loaded: time.Now()}
+	d.lists, err = d.newLists(cfg, fsys)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *daemon) newLists(cfg *config.Config, fsys fs.FS) (*lists.Manager, error) {
+	var m *lists.Manager
+	m, err := lists.New(lists.Config{
+		Lists:    cfg.Lists,
+		FS:       fsys,
+		CacheDir: filepath.Join(d.opts.dataDir, "lists"),
+		Logger:   d.logger.With("component", "lists"),
+		OnUpdate: func(cat *lists.Catalog) { d.listsUpdated(m, cat) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configuring lists: %w", err)
+	}
+	return m, nil
+}
+
+func (d *daemon) start(ctx context.Context) error {
+	d.started = time.Now()
+	cfg := d.cfg
+	var err error
+	d.events, err = eventlog.New(eventlog.Config{
+		Path:      filepath.Join(d.opts.dataDir, "events.db"),
+		Logger:    d.logger.With("component", "eventlog"),
+		Retention: time.Duration(cfg.Retention.Events),
+	})
+	if err != nil {
+		return fmt.Errorf("opening event log: %w", err)
+	}
+	if err := d.events.Start(ctx); err != nil {
+		return fmt.Errorf("starting event log: %w", err)
+	}
+
+	cat, err := d.lists.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("loading lists: %w", err)
+	}
+	snap, err := policy.Compile(cfg, cat)
+	if err != nil {
+		return fmt.Errorf("compiling policy: %w", err)
+	}
+	if d.engine, err = policy.New(policy.Config{Snapshot: snap}); err != nil {
+		return err
+	}
+	if err := d.lists.Start(ctx); err != nil {
+		return fmt.Errorf("starting list updates: %w", err)
+	}
+
+	d.filter, err = dnsfilter.New(dnsfilter.Config{Engine: d.engine, Events: d.events,
+		Logger: d.logger.With("component", "dnsfilter")})
+	if err != nil {
+		return err
+	}
+	d.dns, err = dnssvc.New(d.dnsConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("configuring dns: %w", err)
+	}
+	if err := d.dns.Start(ctx); err != nil {
+		return err
+	}
+
+	d.http, err = webui.New(webui.Config{
+		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
+		Logger: d.logger.With("component", "http"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.http.Start(ctx); err != nil {
+		return err
+	}
+	d.logger.Info("schoolgate started", "version", version, "config", d.source,
+		"dns", cfg.DNS.Listen, "http", cfg.HTTP.Listen, "data_dir", d.opts.dataDir,
+		"listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
+	return nil
+}
+
+func (d *daemon) dnsConfig(cfg *config.Config) dnssvc.Config {
+	return dnssvc.Config{
+		Listen: cfg.DNS.Listen, Upstreams: cfg.DNS.Upstreams, CacheSize: cfg.DNS.CacheSize,
+		Filter: d.filter, Logger: d.logger.With("component", "dns"),
+	}
+}
+
+// reload re-reads the configuration and lists and swaps them in. Anything that fails leaves
+// the running configuration in force; queries are answered throughout (the policy snapshot
+// is swapped atomically and CoreDNS hands its sockets over on restart).
+func (d *daemon) reload(ctx context.Context) (err error) {
+	d.logger.Info("reloading configuration")
+	defer func() {
+		d.mu.Lock()
+		d.reloadError = ""
+		if err != nil {
+			d.reloadError = err.Error()
+		}
+		d.mu.Unlock()
+	}()
+	cfg, fsys, source, err := loadConfig(d.opts)
+	if err != nil {
+		return err
+	}
+	m, err := d.newLists(cfg, fsys)
+	if err != nil {
+		return err
+	}
+	cat, err := m.Load(ctx)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("loading lists: %w", err)
+	}
+	snap, err := policy.Compile(cfg, cat)
+	if err != nil {
+		m.Close()
+		return fmt.Errorf("compiling policy: %w", err)
+	}
+	if err := d.dns.Reconfigure(d.dnsConfig(cfg)); err != nil {
+		m.Close()
+		return fmt.Errorf("reconfiguring dns: %w", err)
+	}
+	d.mu.Lock()
+	if cfg.HTTP.Listen != d.cfg.HTTP.Listen {
+		d.logger.Warn("http.listen changes take effect at the next restart", "running", d.cfg.HTTP.Listen)
+	}
+	old := d.lists
+	d.cfg, d.source, d.loaded, d.lists = cfg, source, time.Now(), m
+	d.engine.Swap(snap)
+	d.mu.Unlock()
+	old.Close()
+	if err := m.Start(ctx); err != nil {
+		d.logger.Error("starting list updates", "err", err)
+	}
+	d.logger.Info("configuration reloaded", "source", source,
+		"listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
+	return nil
+}
+
+// listsUpdated is called by a list manager when a scheduled update changed its catalog.
+// Updates from a manager that a reload has replaced are ignored.
+func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m != d.lists {
+		return
+	}
+	snap, err := policy.Compile(d.cfg, cat)
+	if err != nil {
+		d.logger.Error("compiling policy after list update", "err", err)
+		return
+	}
+	d.engine.Swap(snap)
+	d.logger.Info("lists updated", "listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
+}
+
+// close stops the components in reverse order of start, each given its chance even when an
+// earlier one fails.
+func (d *daemon) close() error {
+	var errs []error
+	if d.http != nil {
+		errs = append(errs, d.http.Close())
+	}
+	if d.dns != nil {
+		errs = append(errs, d.dns.Close())
+	}
+	d.mu.Lock()
+	m := d.lists
+	d.mu.Unlock()
+	if m != nil {
+		errs = append(errs, m.Close())
+	}
+	if d.events != nil {
+		errs = append(errs, d.events.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (d *daemon) status(ctx context.Context) webui.Status {
+	d.mu.Lock()
+	cfg, source, loaded, m, reloadErr := d.cfg, d.source, d.loaded, d.lists, d.reloadError
+	d.mu.Unlock()
+	now := time.Now()
+	st := webui.Status{
+		Version: version, Appliance: cfg.Appliance.Name, Started: d.started,
+		UptimeSeconds: int64(now.Sub(d.started) / time.Second),
+		Config:        webui.ConfigStatus{Source: source, Loaded: loaded, LastReload: reloadErr},
+		Events:        d.events.Stats(),
+	}
+	snap := d.engine.Snapshot()
+	cat := snap.Catalog()
+
+	listState, listDetail := "running", fmt.Sprintf("%d listed domains, %d protected", cat.Domains.Len(), cat.Protected.Len())
+	protected := 0
+	for _, s := range m.Status() {
+		age := int64(0)
+		if !s.Updated.IsZero() {
+			age = int64(now.Sub(s.Updated) / time.Second)
+		}
+		st.Lists = append(st.Lists, webui.ListStatus{SourceStatus: s, AgeSeconds: age})
+		if s.Protected {
+			protected += s.Entries
+		}
+		if s.LastError != "" {
+			listState, listDetail = "degraded", fmt.Sprintf("list %s: %s", s.Name, s.LastError)
+		}
+	}
+	if protected == 0 {
+		listState, listDetail = "degraded", "the protected tier is empty"
+	}
+	eventState, eventDetail := "running", ""
+	if st.Events.LastError != "" {
+		eventState, eventDetail = "degraded", st.Events.LastError
+	} else if st.Events.Dropped > 0 {
+		eventState, eventDetail = "degraded", fmt.Sprintf("%d events dropped: queue overflow", st.Events.Dropped)
+	}
+	udp, _ := d.dns.Addrs()
+	dnsDetail := "listening on " + cfg.DNS.Listen
+	if udp != nil {
+		dnsDetail = "listening on " + udp.String()
+	}
+	st.Components = []webui.Component{
+		{Name: "config", State: "running", Detail: source},
+		{Name: "lists", State: listState, Detail: listDetail},
+		{Name: "policy", State: "running", Detail: fmt.Sprintf("%d segments, %d profiles", len(cfg.Segments), len(cfg.Profiles))},
+		{Name: "dns", State: "running", Detail: dnsDetail},
+		{Name: "eventlog", State: eventState, Detail: eventDetail},
+		{Name: "http", State: "running", Detail: addrString(d.http.Addr())},
+	}
+
+	profileOf := map[string]string{}
+	for _, seg := range snap.Segments() {
+		profileOf[seg.Name] = seg.Profile.Name
+		st.Segments = append(st.Segments, webui.SegmentStatus{Segment: seg.Name, Profile: seg.Profile.Name})
+	}
+	for _, c := range d.filter.Stats() {
+		i := len(st.Segments)
+		for j := range st.Segments {
+			if st.Segments[j].Segment == c.Segment {
+				i = j
+			}
+		}
+		if i == len(st.Segments) {
+			st.Segments = append(st.Segments, webui.SegmentStatus{Segment: c.Segment, Profile: profileOf[c.Segment]})
+		}
+		s := &st.Segments[i]
+		s.Queries, s.Blocked, s.Rewritten, s.Malformed = c.Queries, c.Blocked, c.Rewritten, c.Malformed
+	}
+	return st
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func splitHostPort(addr string) (string, string) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, "53"
+	}
+	return h, p
+}

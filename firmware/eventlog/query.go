@@ -1,0 +1,282 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Filter selects events. Zero fields match everything.
+type Filter struct {
+	From, To                                   time.Time // From inclusive, To exclusive; zero = unbounded
+	Segment, Profile, Source, Action, Category string
+	Client                                     netip.Addr // zero = any
+	MAC                                        string
+	Name                                       string // substring, case-insensitive
+	Limit                                      int    // default 100, max 1000
+	Cursor                                     string // opaque, from Page.Next
+}
+
+// Page is one page of events, newest first.
+type Page struct {
+	Events []Event
+	Next   string // "" when no more
+}
+
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// Query returns events matching f, newest first, one page at a time.
+func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxLimit)
+
+	var (
+		conds []string
+		args  []any
+	)
+	if f.Cursor != "" {
+		id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		conds, args = append(conds, "id < ?"), append(args, id)
+	}
+	if !f.From.IsZero() {
+		conds, args = append(conds, "id >= ?"), append(args, idOf(max(f.From.Unix(), 0), 0))
+	}
+	if !f.To.IsZero() {
+		sec := f.To.Unix()
+		if f.To.Nanosecond() > 0 {
+			sec++ // rows only know their second: keep the second To falls in
+		}
+		conds, args = append(conds, "id < ?"), append(args, idOf(max(sec, 0), 0))
+	}
+	if f.Client.IsValid() {
+		conds, args = append(conds, "client = ?"), append(args, f.Client.Unmap().WithZone("").AsSlice())
+	}
+
+	// Dictionary filters are resolved to ids first: a value never stored
+	// means an empty page without touching events, and the planner sees
+	// plain integer equalities it can match to the indexes.
+	for _, a := range []struct {
+		kind int
+		col  string
+		v    string
+	}{
+		{kindSegment, "segment_id", f.Segment},
+		{kindProfile, "profile_id", f.Profile},
+		{kindSource, "source_id", f.Source},
+		{kindCategory, "category_id", f.Category},
+		{kindMAC, "mac_id", strings.ToLower(f.MAC)},
+	} {
+		if a.v == "" {
+			continue
+		}
+		id, ok, err := l.lookupAtom(ctx, a.kind, a.v)
+		if err != nil {
+			return Page{}, err
+		}
+		if !ok {
+			return Page{}, nil
+		}
+		conds, args = append(conds, a.col+" = ?"), append(args, id)
+	}
+	switch f.Action {
+	case "":
+	case "allow":
+		conds = append(conds, "action_id IS NULL")
+	default:
+		id, ok, err := l.lookupAtom(ctx, kindAction, f.Action)
+		if err != nil {
+			return Page{}, err
+		}
+		if !ok {
+			return Page{}, nil
+		}
+		conds, args = append(conds, "action_id = ?"), append(args, id)
+	}
+	if f.Name != "" {
+		conds = append(conds, `name_id IN (SELECT id FROM names WHERE name LIKE ? ESCAPE '\')`)
+		args = append(args, "%"+escapeLike(strings.ToLower(f.Name))+"%")
+	}
+
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	// The inner query picks the page from events alone; the dictionary
+	// joins then run for at most limit+1 rows.
+	q := `SELECT e.id, e.client, e.count, n.name, mac.value, dev.value, seg.value, prof.value,
+		src.value, qt.value, act.value, tier.value, cat.value, lst.value, rule.value
+	FROM (SELECT * FROM events ` + where + ` ORDER BY id DESC LIMIT ?) AS e
+	LEFT JOIN names n    ON n.id = e.name_id
+	LEFT JOIN atoms mac  ON mac.id = e.mac_id
+	LEFT JOIN atoms dev  ON dev.id = e.device_id
+	LEFT JOIN atoms seg  ON seg.id = e.segment_id
+	LEFT JOIN atoms prof ON prof.id = e.profile_id
+	LEFT JOIN atoms src  ON src.id = e.source_id
+	LEFT JOIN atoms qt   ON qt.id = e.qtype_id
+	LEFT JOIN atoms act  ON act.id = e.action_id
+	LEFT JOIN atoms tier ON tier.id = e.tier_id
+	LEFT JOIN atoms cat  ON cat.id = e.category_id
+	LEFT JOIN atoms lst  ON lst.id = e.list_id
+	LEFT JOIN atoms rule ON rule.id = e.rule_id
+	ORDER BY e.id DESC`
+	args = append(args, limit+1)
+
+	rows, err := l.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("querying events: %w", err)
+	}
+	defer rows.Close()
+	var p Page
+	for rows.Next() {
+		var (
+			e      Event
+			client []byte
+			s      [12]sql.NullString
+		)
+		dst := []any{&e.ID, &client, &e.Count}
+		for i := range s {
+			dst = append(dst, &s[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return Page{}, fmt.Errorf("reading event: %w", err)
+		}
+		e.Time = timeOf(e.ID)
+		if a, ok := netip.AddrFromSlice(client); ok {
+			e.Client = a
+		}
+		e.Name, e.MAC, e.Device, e.Segment, e.Profile = s[0].String, s[1].String, s[2].String, s[3].String, s[4].String
+		e.Source, e.QType, e.Action, e.Tier = s[5].String, s[6].String, s[7].String, s[8].String
+		e.Category, e.List, e.Rule = s[9].String, s[10].String, s[11].String
+		if !s[7].Valid {
+			e.Action = "allow"
+		}
+		p.Events = append(p.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("reading events: %w", err)
+	}
+	if len(p.Events) > limit {
+		p.Events = p.Events[:limit]
+		p.Next = encodeCursor(p.Events[limit-1].ID)
+	}
+	return p, nil
+}
+
+func (l *Log) lookupAtom(ctx context.Context, kind int, v string) (int64, bool, error) {
+	var id int64
+	err := l.rdb.QueryRowContext(ctx, `SELECT id FROM atoms WHERE kind = ? AND value = ?`, kind, v).Scan(&id)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("looking up %q: %w", v, err)
+	}
+	return id, true, nil
+}
+
+// escapeLike makes every character of s literal in a LIKE pattern using
+// ESCAPE '\'.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// A cursor is the id of the last event of the previous page: ids are unique
+// and in time order, so "id < cursor" neither skips nor repeats rows that
+// share a second.
+const cursorPrefix = "c1"
+
+func encodeCursor(id int64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(id))
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeCursor(s string) (int64, error) {
+	rest, ok := strings.CutPrefix(s, cursorPrefix)
+	if !ok {
+		return 0, ErrBadCursor
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(b) != 8 {
+		return 0, ErrBadCursor
+	}
+	id := int64(binary.BigEndian.Uint64(b))
+	if id <= 0 {
+		return 0, ErrBadCursor
+	}
+	return id, nil
+}
+
+// Counts returns per-segment totals (queries and blocks) since a time, for
+// dashboards. Whole hours come from the rollup table; the part of the first
+// hour after since is counted from the events themselves. Folded repeats
+// count at the time of their row.
+func (l *Log) Counts(ctx context.Context, since time.Time) (map[string]SegmentCounts, error) {
+	sec := max(since.Unix(), 0)
+	if since.Nanosecond() > 0 {
+		sec++
+	}
+	hour := (sec + 3599) / 3600 // first whole hour at or after since
+	out := make(map[string]SegmentCounts)
+	add := func(q string, args ...any) error {
+		rows, err := l.rdb.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("counting events: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				seg              sql.NullString
+				queries, blocked int64
+			)
+			if err := rows.Scan(&seg, &queries, &blocked); err != nil {
+				return fmt.Errorf("counting events: %w", err)
+			}
+			c := out[seg.String]
+			c.Queries += uint64(queries)
+			c.Blocked += uint64(blocked)
+			out[seg.String] = c
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("counting events: %w", err)
+		}
+		return nil
+	}
+	err := add(`SELECT a.value, sum(r.queries), sum(r.blocked) FROM rollup r
+		LEFT JOIN atoms a ON a.id = r.segment_id WHERE r.hour >= ? GROUP BY r.segment_id`, hour)
+	if err != nil {
+		return nil, err
+	}
+	if sec < hour*3600 {
+		blockID, ok, err := l.lookupAtom(ctx, kindAction, "block")
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			blockID = -1
+		}
+		err = add(`SELECT a.value, sum(e.count), coalesce(sum(CASE WHEN e.action_id = ? THEN e.count END), 0)
+			FROM events e LEFT JOIN atoms a ON a.id = e.segment_id
+			WHERE e.id >= ? AND e.id < ? GROUP BY e.segment_id`,
+			blockID, idOf(sec, 0), idOf(hour*3600, 0))
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

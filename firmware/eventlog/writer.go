@@ -1,0 +1,499 @@
+package eventlog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+const (
+	// maxBatch bounds the writer's memory under a burst: it commits early
+	// rather than holding more than this many rows.
+	maxBatch = 32768
+	// Caches of dictionary ids are cleared when they grow past these sizes;
+	// a miss costs one indexed lookup, a bloated map costs RAM on a 1 GB board.
+	maxNameCache = 1 << 17
+	maxAtomCache = 1 << 16
+	maxFoldKeys  = 1 << 20
+	// purgeChunk rows are deleted per statement so that retention never holds
+	// the write lock for long while the queue fills.
+	purgeChunk  = 10000
+	purgeBudget = 200 * time.Millisecond
+	purgeEvery  = time.Hour
+)
+
+type atomKey struct {
+	kind  int
+	value string
+}
+
+// foldKey is everything but the time and count: only identical decisions fold.
+type foldKey struct {
+	client                                   netip.Addr
+	mac, device, segment, profile, source    string
+	name, qtype, action, tier, category, lst string
+	rule                                     string
+}
+
+type foldEntry struct {
+	id    int64
+	first int64 // unix nanoseconds of the first event of the row
+	gen   uint64
+	idx   int // index in batch while gen is current
+}
+
+type row struct {
+	id int64
+	e  Event
+}
+
+type rollKey struct {
+	hour    int64
+	segment string
+}
+
+type writer struct {
+	l    *Log
+	conn *sql.Conn
+	ctx  context.Context
+
+	insEvent, updCount, selName, insName, selAtom, insAtom, maxID, upRollup *sql.Stmt
+
+	names map[string]int64
+	atoms map[atomKey]int64
+	seq   map[int64]int64 // second → next sequence number
+	fold  map[foldKey]foldEntry
+	gen   uint64
+
+	batch   []row
+	updates map[int64]int
+	roll    map[rollKey]SegmentCounts
+
+	taken     uint64 // events taken from the queue
+	window    int64
+	lastSweep time.Time
+	purgeDue  bool
+}
+
+func newWriter(l *Log) (*writer, error) {
+	ctx := context.Background()
+	conn, err := l.wdb.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("starting event log writer: %w", err)
+	}
+	w := &writer{
+		l:        l,
+		conn:     conn,
+		ctx:      ctx,
+		names:    make(map[string]int64),
+		atoms:    make(map[atomKey]int64),
+		seq:      make(map[int64]int64),
+		fold:     make(map[foldKey]foldEntry),
+		updates:  make(map[int64]int),
+		roll:     make(map[rollKey]SegmentCounts),
+		window:   int64(l.cfg.DedupeWindow),
+		purgeDue: true,
+	}
+	stmts := []struct {
+		p *(*sql.Stmt)
+		q string
+	}{
+		{&w.insEvent, `INSERT INTO events (id, client, mac_id, device_id, segment_id, profile_id, source_id, name_id, qtype_id, action_id, tier_id, category_id, list_id, rule_id, count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.updCount, `UPDATE events SET count = count + ? WHERE id = ?`},
+		{&w.selName, `SELECT id FROM names WHERE name = ?`},
+		{&w.insName, `INSERT INTO names (name) VALUES (?)`},
+		{&w.selAtom, `SELECT id FROM atoms WHERE kind = ? AND value = ?`},
+		{&w.insAtom, `INSERT INTO atoms (kind, value) VALUES (?, ?)`},
+		{&w.maxID, `SELECT max(id) FROM events WHERE id BETWEEN ? AND ?`},
+		{&w.upRollup, `INSERT INTO rollup (hour, segment_id, queries, blocked) VALUES (?,?,?,?)
+			ON CONFLICT (hour, segment_id) DO UPDATE SET queries = queries + excluded.queries, blocked = blocked + excluded.blocked`},
+	}
+	for _, s := range stmts {
+		st, err := conn.PrepareContext(ctx, s.q)
+		if err != nil {
+			w.close()
+			return nil, fmt.Errorf("preparing event log statement: %w", err)
+		}
+		*s.p = st
+	}
+	return w, nil
+}
+
+func (w *writer) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{w.insEvent, w.updCount, w.selName, w.insName, w.selAtom, w.insAtom, w.maxID, w.upRollup} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	errs = append(errs, w.conn.Close())
+	return errors.Join(errs...)
+}
+
+// run is the single writer: it alone touches w and writes to the database,
+// so no locks are needed and SQLite never sees two writers.
+func (l *Log) run(ctx context.Context) {
+	defer close(l.done)
+	w := l.w
+	tick := time.NewTicker(l.cfg.FlushInterval)
+	defer tick.Stop()
+	purge := time.NewTicker(purgeEvery)
+	defer purge.Stop()
+	w.lastSweep = l.now()
+
+	for {
+		select {
+		case e := <-l.queue:
+			w.add(e)
+			if len(w.batch) >= maxBatch {
+				w.commit()
+			}
+		case <-tick.C:
+			w.commit()
+			if w.purgeDue {
+				w.purge()
+			}
+		case <-purge.C:
+			w.purgeDue = true
+		case req := <-l.flushc:
+			for w.taken < req.target {
+				w.add(<-l.queue)
+				if len(w.batch) >= maxBatch {
+					w.commit()
+				}
+			}
+			req.done <- w.commit()
+		case <-l.stop:
+			w.drain()
+			return
+		case <-ctx.Done():
+			w.drain()
+			return
+		}
+	}
+}
+
+func (w *writer) drain() {
+	for {
+		select {
+		case e := <-w.l.queue:
+			w.add(e)
+			if len(w.batch) >= maxBatch {
+				w.commit()
+			}
+		default:
+			w.commit()
+			return
+		}
+	}
+}
+
+func normalize(e *Event) {
+	if e.Count < 1 {
+		e.Count = 1
+	}
+	// DNS names are case-insensitive and resolvers randomise case (0x20);
+	// without this one domain would intern as many names.
+	e.Name = strings.TrimSuffix(strings.ToLower(e.Name), ".")
+	e.MAC = strings.ToLower(e.MAC)
+	e.Client = e.Client.Unmap().WithZone("")
+}
+
+func (w *writer) add(e Event) {
+	w.taken++
+	normalize(&e)
+	w.rollup(&e)
+	var k foldKey
+	if w.window > 0 {
+		k = foldKey{e.Client, e.MAC, e.Device, e.Segment, e.Profile, e.Source, e.Name, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule}
+		t := e.Time.UnixNano()
+		if f, ok := w.fold[k]; ok && abs(t-f.first) < w.window {
+			if f.gen == w.gen {
+				w.batch[f.idx].e.Count += e.Count
+			} else {
+				w.updates[f.id] += e.Count
+			}
+			w.l.folded.Add(1)
+			return
+		}
+	}
+	id, err := w.nextID(e.Time.Unix())
+	if err != nil {
+		w.fail(err, 1)
+		return
+	}
+	w.batch = append(w.batch, row{id: id, e: e})
+	if w.window > 0 {
+		if len(w.fold) >= maxFoldKeys {
+			clear(w.fold)
+		}
+		w.fold[k] = foldEntry{id: id, first: e.Time.UnixNano(), gen: w.gen, idx: len(w.batch) - 1}
+	}
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func (w *writer) rollup(e *Event) {
+	k := rollKey{hour: e.Time.Unix() / 3600, segment: e.Segment}
+	c := w.roll[k]
+	c.Queries += uint64(e.Count)
+	if e.Action == "block" {
+		c.Blocked += uint64(e.Count)
+	}
+	w.roll[k] = c
+}
+
+// nextID hands out ids for a second in arrival order. Events can arrive late
+// (or after a restart land in a second already on disk), so the first id of
+// a second not seen since the last prune continues after what is stored.
+func (w *writer) nextID(sec int64) (int64, error) {
+	if sec < 0 {
+		sec = 0
+	}
+	for {
+		s, ok := w.seq[sec]
+		if !ok {
+			var max sql.NullInt64
+			if err := w.maxID.QueryRowContext(w.ctx, idOf(sec, 0), idOf(sec, idSeqMask)).Scan(&max); err != nil {
+				return 0, fmt.Errorf("reading last event id: %w", err)
+			}
+			if max.Valid {
+				s = max.Int64&idSeqMask + 1
+			}
+		}
+		if s <= idSeqMask {
+			w.seq[sec] = s + 1
+			return idOf(sec, s), nil
+		}
+		// Over a million events in one second cannot come from this box's
+		// filters; if it happens, borrow the next second rather than fail.
+		w.seq[sec] = s
+		sec++
+	}
+}
+
+func (w *writer) fail(err error, n int) {
+	w.l.dropped.Add(uint64(n))
+	w.l.setFlushed(time.Time{}, err)
+	w.l.log.Error("writing event log", "err", err, "dropped", n)
+}
+
+// commit writes the batch, the count updates and the rollups in one
+// transaction.
+func (w *writer) commit() error {
+	if len(w.batch) == 0 && len(w.updates) == 0 && len(w.roll) == 0 {
+		return nil
+	}
+	n := len(w.batch)
+	err := w.write()
+	w.gen++
+	w.batch = w.batch[:0]
+	clear(w.updates)
+	clear(w.roll)
+	if err != nil {
+		// Ids, dictionary ids and fold entries handed out in the failed
+		// transaction no longer exist; forget them all.
+		clear(w.fold)
+		clear(w.seq)
+		clear(w.names)
+		clear(w.atoms)
+		w.fail(err, n)
+		return err
+	}
+	w.l.written.Add(uint64(n))
+	now := w.l.now()
+	w.l.setFlushed(now, nil)
+	if w.window > 0 && now.Sub(w.lastSweep) >= time.Duration(w.window) {
+		cut := now.UnixNano() - w.window
+		for k, f := range w.fold {
+			if f.first < cut {
+				delete(w.fold, k)
+			}
+		}
+		w.lastSweep = now
+	}
+	if len(w.seq) > 4096 {
+		// Safe only here: nothing uncommitted holds an id from these seconds.
+		clear(w.seq)
+	}
+	return nil
+}
+
+func (w *writer) write() (err error) {
+	if _, err := w.conn.ExecContext(w.ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("beginning event batch: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := w.conn.ExecContext(w.ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rolling back event batch: %w", rerr))
+			}
+		}
+	}()
+	args := make([]any, 15)
+	for i := range w.batch {
+		r := &w.batch[i]
+		e := &r.e
+		args[0] = r.id
+		if e.Client.IsValid() {
+			args[1] = e.Client.AsSlice()
+		} else {
+			args[1] = nil
+		}
+		var action any
+		if e.Action != "allow" {
+			// "allow" is stored as NULL: see the schema.
+			if action, err = w.atom(kindAction, e.Action); err != nil {
+				return err
+			}
+		}
+		args[9] = action
+		for j, a := range []struct {
+			kind int
+			v    string
+		}{
+			{kindMAC, e.MAC}, {kindDevice, e.Device}, {kindSegment, e.Segment}, {kindProfile, e.Profile},
+			{kindSource, e.Source},
+		} {
+			if args[2+j], err = w.atom(a.kind, a.v); err != nil {
+				return err
+			}
+		}
+		if args[7], err = w.name(e.Name); err != nil {
+			return err
+		}
+		if args[8], err = w.atom(kindQType, e.QType); err != nil {
+			return err
+		}
+		for j, a := range []struct {
+			kind int
+			v    string
+		}{{kindTier, e.Tier}, {kindCategory, e.Category}, {kindList, e.List}, {kindRule, e.Rule}} {
+			if args[10+j], err = w.atom(a.kind, a.v); err != nil {
+				return err
+			}
+		}
+		args[14] = e.Count
+		if _, err := w.insEvent.ExecContext(w.ctx, args...); err != nil {
+			return fmt.Errorf("inserting event: %w", err)
+		}
+	}
+	for id, d := range w.updates {
+		if _, err := w.updCount.ExecContext(w.ctx, d, id); err != nil {
+			return fmt.Errorf("folding event count: %w", err)
+		}
+	}
+	for k, c := range w.roll {
+		seg, err := w.atom(kindSegment, k.segment)
+		if err != nil {
+			return err
+		}
+		if seg == nil {
+			seg = int64(0) // part of the primary key, so not NULL
+		}
+		if _, err := w.upRollup.ExecContext(w.ctx, k.hour, seg, c.Queries, c.Blocked); err != nil {
+			return fmt.Errorf("updating rollup: %w", err)
+		}
+	}
+	if _, err := w.conn.ExecContext(w.ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("committing event batch: %w", err)
+	}
+	return nil
+}
+
+// atom returns the dictionary id of v, or nil for "" (stored as NULL).
+func (w *writer) atom(kind int, v string) (any, error) {
+	if v == "" {
+		return nil, nil
+	}
+	k := atomKey{kind, v}
+	if id, ok := w.atoms[k]; ok {
+		return id, nil
+	}
+	var id int64
+	err := w.selAtom.QueryRowContext(w.ctx, kind, v).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		var res sql.Result
+		if res, err = w.insAtom.ExecContext(w.ctx, kind, v); err == nil {
+			id, err = res.LastInsertId()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("interning %q: %w", v, err)
+	}
+	if len(w.atoms) >= maxAtomCache {
+		clear(w.atoms)
+	}
+	w.atoms[k] = id
+	return id, nil
+}
+
+func (w *writer) name(v string) (any, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if id, ok := w.names[v]; ok {
+		return id, nil
+	}
+	var id int64
+	err := w.selName.QueryRowContext(w.ctx, v).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		var res sql.Result
+		if res, err = w.insName.ExecContext(w.ctx, v); err == nil {
+			id, err = res.LastInsertId()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("interning name %q: %w", v, err)
+	}
+	if len(w.names) >= maxNameCache {
+		clear(w.names)
+	}
+	w.names[v] = id
+	return id, nil
+}
+
+// purge deletes rows older than the retention in chunks, for at most
+// purgeBudget per call; the rest waits for the next tick.
+func (w *writer) purge() {
+	cut := w.l.now().Add(-w.l.cfg.Retention).Unix()
+	if cut <= 0 {
+		w.purgeDue = false
+		return
+	}
+	start := time.Now()
+	for time.Since(start) < purgeBudget {
+		res, err := w.conn.ExecContext(w.ctx,
+			`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ? ORDER BY id LIMIT ?)`,
+			idOf(cut, 0), purgeChunk)
+		var n int64
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		if err != nil {
+			w.l.setFlushed(time.Time{}, err)
+			w.l.log.Error("purging event log", "err", err)
+			return
+		}
+		w.l.purged.Add(uint64(n))
+		if n < purgeChunk {
+			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM rollup WHERE hour < ?`, cut/3600); err != nil {
+				w.l.log.Error("purging event rollups", "err", err)
+			}
+			w.purgeDue = false
+			if n > 0 || w.l.purged.Load() > 0 {
+				w.l.log.Debug("purged event log", "before", time.Unix(cut, 0))
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,66 @@
+// Package lists turns domain and address lists into the compact, immutable structures the
+// policy engine matches against, and keeps them up to date.
+//
+// # Formats
+//
+// Parse reads three line formats, ParseUT1 the UT1 archive and ParseIPs address lists:
+//
+//   - domains: one name per line. "*.example.com" and ".example.com" are read as
+//     example.com (a listed name always covers its subdomains).
+//   - hosts: "0.0.0.0 a.example b.example # comment"; every name after the address is an
+//     entry, and the machine names every hosts file carries (localhost, broadcasthost,
+//     ip6-localhost, …) are ignored without counting as errors.
+//   - adblock: "||example.com^" network rules, optionally with $important, $all or
+//     $document. Exception rules (@@), cosmetic rules (##, #@#, …), path or wildcard rules
+//     and rules with modifiers that narrow them ($third-party, $client, $dnsrewrite, …) are
+//     skipped and counted: blocking the whole name for them would over-block. Bare names and
+//     hosts lines, which AdGuard-style DNS lists mix in, are accepted.
+//   - ut1: a tar.gz (or tar) with <category>/domains files, usually under "blacklists/".
+//     Decompression is capped so a gzip bomb ends in ErrTooLarge.
+//   - ips: one IPv4 or IPv6 address or prefix per line, "#" comments allowed.
+//
+// Every format treats "#" and "!" lines as comments. Bad lines never fail a parse: they are
+// counted in ParseStats.Skipped and the first 20 are kept with their line number. Lines over
+// 4 KiB are skipped without being buffered.
+//
+// Names go through Normalize: lower case, no trailing dot, IDN in punycode, letters,
+// digits, hyphens and underscores only, labels of 1–63 bytes, at most 253 bytes. IP
+// addresses and single-label names are refused (NormalizeSuffix accepts the latter, for
+// configuration that blocks a whole top-level domain).
+//
+// # Set
+//
+// A Set holds names as 64-bit hashes in a sorted array with a parallel array of uint32
+// values and a bucket index over the top bits of the hash: about 14 bytes per name, and a
+// probe costs about two cache misses. Matching is by suffix at label boundaries: an entry
+// example.com matches example.com and a.b.example.com, never notexample.com; an entry "zip"
+// matches every name under that TLD. The hash is FNV-1a run from the last byte to the first,
+// so one pass over a query yields the hash of every suffix, each passed through the
+// splitmix64 finaliser. The FNV state is seeded per build, so colliding names cannot be
+// prepared in advance; an accidental 64-bit collision at 5M entries has odds of about one in
+// 3·10^12 per lookup, which we accept for a filter (and it could only over-block or
+// over-allow a single name).
+//
+// Sets are written and read in a versioned binary format with a CRC-32C (WriteTo,
+// ReadSet). ReadSet treats its input as hostile: it checks magic, version, key order and
+// checksum and allocates only as data actually arrives.
+//
+// # Catalog and Manager
+//
+// A Manager reads the configured lists (files from Config.FS, URLs through a cache in
+// Config.CacheDir) and compiles them into a Catalog: one Set for ordinary lists and one for
+// protected lists, whose values index Catalog.Tags, each Tag being a distinct combination
+// of categories and list names. A domain listed as adult by UT1 and as phishing by another
+// list carries one Tag with both. Address lists are kept as prefixes per list name.
+//
+// Downloads are size-limited, conditional (If-None-Match, If-Modified-Since) and written
+// atomically (temporary file, fsync, rename). A failed download keeps the last good copy;
+// a source without any copy is empty. Neither stops the others: the failure shows in the
+// source's SourceStatus.LastError. The compiled catalog is saved as a snapshot keyed by a
+// hash of every input (list settings, effective category mappings, source bytes), so a
+// restart with unchanged lists loads it instead of parsing again.
+//
+// Start runs an updater that fetches each URL source again after its UpdateInterval (after
+// a failure, within 30 minutes) and calls Config.OnUpdate with the rebuilt catalog when
+// something changed; Update does the same for one source on demand.
+package lists

@@ -1,0 +1,220 @@
+package lists
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func buildSet(t testing.TB, entries map[string]uint32) *Set {
+	t.Helper()
+	b := NewSetBuilder(len(entries))
+	for n, v := range entries {
+		b.Add(n, v)
+	}
+	return b.Build(nil)
+}
+
+type match struct {
+	suffix string
+	v      uint32
+}
+
+func matches(s *Set, name string) []match {
+	var got []match
+	s.Match(name, func(suffix string, v uint32) bool {
+		got = append(got, match{suffix, v})
+		return true
+	})
+	return got
+}
+
+func TestSetMatch(t *testing.T) {
+	s := buildSet(t, map[string]uint32{
+		"example.com":     1,
+		"a.b.example.com": 2,
+		"zip":             3,
+		"co.uk":           4,
+		"bbc.co.uk":       5,
+	})
+	if s.Len() != 5 {
+		t.Errorf("Len = %d, want 5", s.Len())
+	}
+	tests := []struct {
+		name string
+		want []match
+	}{
+		{"example.com", []match{{"example.com", 1}}},
+		{"example.com.", []match{{"example.com", 1}}},
+		{"EXAMPLE.Com", []match{{"EXAMPLE.Com", 1}}},
+		{"x.example.com", []match{{"example.com", 1}}},
+		{"x.a.b.example.com", []match{{"a.b.example.com", 2}, {"example.com", 1}}},
+		{"a.b.example.com", []match{{"a.b.example.com", 2}, {"example.com", 1}}},
+		{"b.example.com", []match{{"example.com", 1}}},
+		{"ample.com", nil},
+		{"notexample.com", nil},
+		{"com", nil},
+		{"example.org", nil},
+		{"download.zip", []match{{"zip", 3}}},
+		{"zip", []match{{"zip", 3}}},
+		{"news.bbc.co.uk.", []match{{"bbc.co.uk", 5}, {"co.uk", 4}}},
+		{"", nil},
+		{".", nil},
+		{"..example.com", []match{{"example.com", 1}}},
+	}
+	for _, tt := range tests {
+		if got := matches(s, tt.name); !slices.Equal(got, tt.want) {
+			t.Errorf("Match(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+
+	// fn returning false stops the walk.
+	n := 0
+	s.Match("x.a.b.example.com", func(string, uint32) bool { n++; return false })
+	if n != 1 {
+		t.Errorf("Match called fn %d times after false, want 1", n)
+	}
+
+	suffix, v, ok := s.Lookup("deep.a.b.example.com.")
+	if suffix != "a.b.example.com" || v != 2 || !ok {
+		t.Errorf("Lookup = %q, %d, %v", suffix, v, ok)
+	}
+	if _, _, ok := s.Lookup("example.net"); ok {
+		t.Errorf("Lookup(example.net) found something")
+	}
+	if !s.Contains("example.com") || s.Contains("x.example.com") {
+		t.Errorf("Contains is not exact")
+	}
+}
+
+func TestSetEmptyAndNil(t *testing.T) {
+	for _, s := range []*Set{nil, NewSetBuilder(0).Build(nil)} {
+		if s.Len() != 0 || len(matches(s, "a.example")) != 0 {
+			t.Errorf("empty set matched")
+		}
+		if _, _, ok := s.Lookup("a.example"); ok {
+			t.Errorf("empty set Lookup found")
+		}
+		var buf bytes.Buffer
+		if _, err := s.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadSet(&buf)
+		if err != nil || got.Len() != 0 {
+			t.Errorf("round trip of empty set: %v, %v", got.Len(), err)
+		}
+	}
+}
+
+func TestSetMerge(t *testing.T) {
+	b := NewSetBuilder(0)
+	b.Add("a.example", 1)
+	b.Add("b.example", 10)
+	b.Add("a.example", 2)
+	b.Add("a.example.", 4)
+	var calls [][2]uint32
+	s := b.Build(func(x, y uint32) uint32 { calls = append(calls, [2]uint32{x, y}); return x | y })
+	if s.Len() != 2 {
+		t.Errorf("Len = %d, want 2", s.Len())
+	}
+	if _, v, _ := s.Lookup("a.example"); v != 7 {
+		t.Errorf("merged value = %d, want 7", v)
+	}
+	if want := [][2]uint32{{1, 2}, {3, 4}}; !slices.Equal(calls, want) {
+		t.Errorf("merge calls = %v, want %v (insertion order)", calls, want)
+	}
+	if b.Len() != 0 {
+		t.Errorf("builder not reset")
+	}
+}
+
+func TestSetLarge(t *testing.T) {
+	const n = 200_000
+	b := NewSetBuilder(n)
+	for i := range n {
+		b.Add(fmt.Sprintf("host%d.example%d.com", i, i%100), uint32(i))
+	}
+	s := b.Build(nil)
+	if s.Len() != n {
+		t.Fatalf("Len = %d, want %d", s.Len(), n)
+	}
+	for i := 0; i < n; i += 997 {
+		name := fmt.Sprintf("www.host%d.example%d.com", i, i%100)
+		if suffix, v, ok := s.Lookup(name); !ok || v != uint32(i) || suffix != name[4:] {
+			t.Fatalf("Lookup(%q) = %q, %d, %v", name, suffix, v, ok)
+		}
+		if _, _, ok := s.Lookup(fmt.Sprintf("host%d.example%d.com", i, (i+1)%100)); ok {
+			t.Fatalf("false positive")
+		}
+	}
+	if per := float64(s.MemoryBytes()) / n; per > 16 {
+		t.Errorf("%.1f bytes per entry, want <= 16", per)
+	}
+}
+
+func TestSetRoundTrip(t *testing.T) {
+	entries := map[string]uint32{}
+	for i := range 5000 {
+		entries[fmt.Sprintf("n%d.example", i)] = uint32(i * 7)
+	}
+	s := buildSet(t, entries)
+	var buf bytes.Buffer
+	n, err := s.WriteTo(&buf)
+	if err != nil || n != int64(buf.Len()) {
+		t.Fatalf("WriteTo = %d, %v; buffer %d", n, err, buf.Len())
+	}
+	data := bytes.Clone(buf.Bytes())
+	buf.WriteString("trailing data belongs to the next record")
+	got, err := ReadSet(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != "trailing data belongs to the next record" {
+		t.Errorf("ReadSet read past its end")
+	}
+	if got.Len() != len(entries) {
+		t.Errorf("Len = %d, want %d", got.Len(), len(entries))
+	}
+	for name, v := range entries {
+		if _, gv, ok := got.Lookup("x." + name); !ok || gv != v {
+			t.Fatalf("Lookup(%s) = %d, %v; want %d", name, gv, ok, v)
+		}
+	}
+
+	// Every single-byte corruption and every truncation is refused.
+	for i := 0; i < len(data); i += max(1, len(data)/500) {
+		bad := bytes.Clone(data)
+		bad[i] ^= 0x40
+		if _, err := ReadSet(bytes.NewReader(bad)); err == nil {
+			t.Fatalf("corruption at byte %d accepted", i)
+		}
+		if _, err := ReadSet(bytes.NewReader(data[:i])); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("truncation at %d: err = %v, want ErrCorrupt", i, err)
+		}
+	}
+}
+
+func TestReadSetHugeCount(t *testing.T) {
+	var buf bytes.Buffer
+	NewSetBuilder(0).Build(nil).WriteTo(&buf)
+	data := buf.Bytes()
+	data[24], data[25], data[26], data[27] = 0xff, 0xff, 0xff, 0x7f // 2^31-1 entries claimed
+	if _, err := ReadSet(bytes.NewReader(data)); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("err = %v, want ErrCorrupt", err)
+	}
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	s := buildSet(t, map[string]uint32{"example.com": 1, "b.example.com": 2})
+	n := 0
+	fn := func(string, uint32) bool { n++; return true }
+	allocs := testing.AllocsPerRun(100, func() {
+		s.Match("a.b.example.com.", fn)
+		s.Lookup("x.y.z.example.org")
+	})
+	if allocs != 0 {
+		t.Errorf("Match allocates %v times", allocs)
+	}
+}

@@ -1,0 +1,180 @@
+package policy
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/category"
+	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/lists"
+)
+
+// Snapshot is a compiled, immutable policy: the configuration's segments, profiles and
+// exceptions joined with the loaded lists. The engine swaps whole snapshots atomically, so a
+// decision never sees half of a reload.
+type Snapshot struct {
+	segments  []*Segment
+	prefixes  []segmentPrefix // longest prefix first
+	profiles  map[string]*Profile
+	devices   map[string]config.Device // by MAC
+	excepts   []exception
+	catalog   *lists.Catalog
+	built     time.Time
+	blockTTL  time.Duration
+	blockPage [2]netip.Addr // IPv4, IPv6
+}
+
+// Segment is a compiled segment.
+type Segment struct {
+	Name    string
+	Profile *Profile
+	Guest   bool
+}
+
+type segmentPrefix struct {
+	prefix  netip.Prefix
+	segment *Segment
+}
+
+// Profile is a compiled profile; the fields that the DNS and packet paths read are exported.
+type Profile struct {
+	Name          string
+	Blocked       category.Set
+	BlockResponse string // "nxdomain", "null" or "blockpage"
+	SafeSearch    string
+	YouTube       string
+	UnsafeEngines bool // true: engines without enforceable safe search are blocked
+	Canaries      bool
+	StripECH      bool
+	Config        config.Profile
+	allow, block  *lists.Set
+}
+
+type exception struct {
+	config.Exception
+	domain string
+}
+
+// ErrNoCatalog is returned by Compile when no lists were given.
+var ErrNoCatalog = errors.New("no list catalog")
+
+// Compile joins a validated configuration with a list catalog.
+func Compile(cfg *config.Config, cat *lists.Catalog) (*Snapshot, error) {
+	if cat == nil {
+		return nil, ErrNoCatalog
+	}
+	s := &Snapshot{
+		profiles: make(map[string]*Profile, len(cfg.Profiles)),
+		devices:  make(map[string]config.Device, len(cfg.Devices)),
+		catalog:  cat,
+		built:    time.Now(),
+		blockTTL: time.Duration(cfg.DNS.BlockTTL),
+	}
+	s.blockPage = [2]netip.Addr{cfg.DNS.BlockPageIPv4, cfg.DNS.BlockPageIPv6}
+	for _, p := range cfg.Profiles {
+		cp, err := compileProfile(p)
+		if err != nil {
+			return nil, fmt.Errorf("compiling profile %q: %w", p.Name, err)
+		}
+		s.profiles[p.Name] = cp
+	}
+	for _, sc := range cfg.Segments {
+		p, ok := s.profiles[sc.Profile]
+		if !ok {
+			return nil, fmt.Errorf("segment %q: unknown profile %q", sc.Name, sc.Profile)
+		}
+		seg := &Segment{Name: sc.Name, Profile: p, Guest: sc.Guest}
+		s.segments = append(s.segments, seg)
+		for _, pfx := range sc.Subnets {
+			s.prefixes = append(s.prefixes, segmentPrefix{pfx.Masked(), seg})
+		}
+	}
+	slices.SortStableFunc(s.prefixes, func(a, b segmentPrefix) int {
+		return cmp.Compare(b.prefix.Bits(), a.prefix.Bits())
+	})
+	for _, d := range cfg.Devices {
+		s.devices[strings.ToLower(d.MAC)] = d
+	}
+	for _, e := range cfg.Exceptions {
+		name, err := lists.Normalize(e.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("exception %q: %w", e.ID, err)
+		}
+		s.excepts = append(s.excepts, exception{Exception: e, domain: name})
+	}
+	return s, nil
+}
+
+func compileProfile(p config.Profile) (*Profile, error) {
+	blocked, err := category.SetOf(p.BlockCategories...)
+	if err != nil {
+		return nil, err
+	}
+	allow, err := customSet(p.Allow)
+	if err != nil {
+		return nil, fmt.Errorf("allow: %w", err)
+	}
+	block, err := customSet(p.Block)
+	if err != nil {
+		return nil, fmt.Errorf("block: %w", err)
+	}
+	return &Profile{
+		Name:          p.Name,
+		Blocked:       blocked,
+		BlockResponse: p.BlockResponse,
+		SafeSearch:    p.SafeSearch,
+		YouTube:       p.YouTube,
+		UnsafeEngines: p.UnsafeEngines == "block",
+		Canaries:      p.Bypass.Canaries == nil || *p.Bypass.Canaries,
+		StripECH:      p.Bypass.StripECH == nil || *p.Bypass.StripECH,
+		Config:        p,
+		allow:         allow,
+		block:         block,
+	}, nil
+}
+
+func customSet(entries []string) (*lists.Set, error) {
+	b := lists.NewSetBuilder(len(entries))
+	for _, e := range entries {
+		name, err := lists.Normalize(e)
+		if err != nil {
+			return nil, fmt.Errorf("entry %q: %w", e, err)
+		}
+		b.Add(name, 0)
+	}
+	return b.Build(func(a, _ uint32) uint32 { return a }), nil
+}
+
+// Catalog returns the lists the snapshot was compiled with.
+func (s *Snapshot) Catalog() *lists.Catalog { return s.catalog }
+
+// Segments returns the compiled segments in configuration order.
+func (s *Snapshot) Segments() []*Segment { return slices.Clone(s.segments) }
+
+// Profile returns the compiled profile with the given name.
+func (s *Snapshot) Profile(name string) (*Profile, bool) {
+	p, ok := s.profiles[name]
+	return p, ok
+}
+
+// BlockTTL is the TTL of synthesised block answers.
+func (s *Snapshot) BlockTTL() time.Duration { return s.blockTTL }
+
+// BlockPage returns the block-page addresses (IPv4, IPv6); either may be invalid (unset).
+func (s *Snapshot) BlockPage() (v4, v6 netip.Addr) { return s.blockPage[0], s.blockPage[1] }
+
+// SegmentFor returns the segment whose subnets hold addr (longest prefix wins).
+func (s *Snapshot) SegmentFor(addr netip.Addr) (*Segment, bool) {
+	addr = addr.Unmap()
+	for _, sp := range s.prefixes {
+		if sp.prefix.Contains(addr) {
+			return sp.segment, true
+		}
+	}
+	return nil, false
+}
