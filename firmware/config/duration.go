@@ -49,8 +49,12 @@ func ParseDuration(s string) (Duration, error) {
 	if _, err := strconv.ParseFloat(s, 64); err == nil {
 		return 0, fmt.Errorf("%w %q: needs a unit (d, h, m or s)", ErrDuration, in)
 	}
+	// Only fractions and sub-second units fall through to time.ParseDuration, so that
+	// "1m1h" or a doubled sign stay errors.
+	sub := strings.Contains(s, ".") || strings.Contains(s, "ms") || strings.Contains(s, "us") ||
+		strings.Contains(s, "µs") || strings.Contains(s, "ns")
 	d, err := time.ParseDuration(s)
-	if err != nil {
+	if !sub || s[0] < '0' || s[0] > '9' || err != nil {
 		return 0, fmt.Errorf("%w %q: want a number and a unit like 90d, 24h, 30m, 10s or 1h30m", ErrDuration, in)
 	}
 	if neg {

@@ -179,7 +179,7 @@ func New(cfg Config) (*Log, error) {
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// synchronous=NORMAL in WAL loses at most the last commits on power cut,
 	// never consistency, and saves an fsync per commit on SD cards.
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=page_size(16384)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if readOnly {
 		dsn += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
 	} else {
@@ -213,9 +213,6 @@ func classify(path string, err error) error {
 		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
 			return fmt.Errorf("opening event log %s: %w: %v", path, ErrCorrupt, err)
 		}
-	}
-	if errors.Is(err, ErrSchemaVersion) || errors.Is(err, ErrCorrupt) {
-		return fmt.Errorf("opening event log %s: %w", path, err)
 	}
 	return fmt.Errorf("opening event log %s: %w", path, err)
 }
@@ -254,8 +251,10 @@ func (l *Log) Close() error {
 		}
 		// Keeps the planner's statistics fresh for the next boot; cheap when
 		// nothing changed.
-		if _, err := l.wdb.Exec("PRAGMA analysis_limit=400; PRAGMA optimize"); err != nil {
-			l.log.Warn("optimizing event log", "err", err)
+		for _, q := range []string{"PRAGMA analysis_limit=400", "PRAGMA optimize"} {
+			if _, err := l.wdb.Exec(q); err != nil {
+				l.log.Warn("optimizing event log", "err", err)
+			}
 		}
 		errs = append(errs, l.rdb.Close(), l.wdb.Close())
 		if err := errors.Join(errs...); err != nil {

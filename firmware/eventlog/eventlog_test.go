@@ -535,7 +535,7 @@ func TestCorruptFile(t *testing.T) {
 		name string
 		data []byte
 	}{
-		{"text", []byte(string(make([]byte, 0)) + "this is not a database, just some text that is long enough to have a header........" + string(make([]byte, 8192)))},
+		{"text", []byte("this is not a database, just some text that is long enough to have a header........" + string(make([]byte, 8192)))},
 		{"bad header", append([]byte("SQLite format 3\x00"), make([]byte, 4096)...)},
 	}
 	for _, tt := range tests {

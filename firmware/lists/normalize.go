@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -60,6 +61,11 @@ func normalize(name string, allowSingle bool) (string, error) {
 		return "", fmt.Errorf("%w: empty", ErrInvalidName)
 	}
 	if needsIDNA(name) {
+		// idna would turn invalid UTF-8 into U+FFFD and encode that, giving a name that
+		// does not survive a second Normalize.
+		if !utf8.ValidString(name) {
+			return "", fmt.Errorf("%w: not UTF-8", ErrInvalidName)
+		}
 		if _, err := netip.ParseAddr(name); err == nil {
 			return "", ErrIPAddress
 		}

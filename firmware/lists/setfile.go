@@ -125,6 +125,7 @@ func ReadSet(r io.Reader) (*Set, error) {
 			return nil, readErr("keys", err)
 		}
 		crc.Write(b)
+		keys = grow(keys, m, n)
 		for i := 0; i < len(b); i += 8 {
 			k := binary.LittleEndian.Uint64(b[i:])
 			if len(keys) > 0 && k <= keys[len(keys)-1] {
@@ -141,6 +142,7 @@ func ReadSet(r io.Reader) (*Set, error) {
 			return nil, readErr("values", err)
 		}
 		crc.Write(b)
+		vals = grow(vals, m, n)
 		for i := 0; i < len(b); i += 4 {
 			vals = append(vals, binary.LittleEndian.Uint32(b[i:]))
 		}
@@ -152,14 +154,22 @@ func ReadSet(r io.Reader) (*Set, error) {
 	if binary.LittleEndian.Uint32(sum[:]) != crc.Sum32() {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	// append grows large slices by ~25%; give the slack back for long-lived sets.
-	if cap(keys)-len(keys) > len(keys)/32 {
-		keys = append([]uint64(nil), keys...)
-		vals = append([]uint32(nil), vals...)
-	}
 	s := &Set{seed: seed, keys: keys, vals: vals}
 	s.setIndex(indexBits(n))
 	return s, nil
+}
+
+// grow makes room for m more elements, doubling up to the claimed total n: memory follows
+// the data actually read, the copies add up to less than the final size, and the final
+// capacity is exactly n.
+func grow[T any](s []T, m, n int) []T {
+	if len(s)+m <= cap(s) {
+		return s
+	}
+	c := min(n, max(2*cap(s), len(s)+m))
+	t := make([]T, len(s), c)
+	copy(t, s)
+	return t
 }
 
 func readErr(what string, err error) error {
