@@ -34,7 +34,7 @@ func fuzzSeeds(t testing.TB) map[string][][]byte {
 		"FuzzNormalize": {[]byte("Example.COM."), []byte("bücher.de"), []byte("xn--bcher-kva.de"),
 			[]byte("_dmarc.example.com"), []byte("1.2.3.4"), []byte("a..b"), []byte("例え.jp"), []byte("xn--zz.com")},
 		"FuzzParseDomains": {[]byte("# c\nexample.com\n*.a.example\n.b.example\nbad..x\n1.2.3.4\n")},
-		"FuzzParseHosts": {[]byte("127.0.0.1 localhost\n0.0.0.0 a.example b.example # c\n::1 ip6-localhost\n0.0.0.0\n")},
+		"FuzzParseHosts":   {[]byte("127.0.0.1 localhost\n0.0.0.0 a.example b.example # c\n::1 ip6-localhost\n0.0.0.0\n")},
 		"FuzzParseAdblock": {[]byte("[Adblock Plus 2.0]\n! c\n||a.example^\n||b.example^$important\n@@||c.example^\nx.example##.ad\n||d.example^$third-party\n")},
 		"FuzzParseUT1":     {ut1, []byte("\x1f\x8b\x08\x00"), []byte("blacklists/adult/domains")},
 		"FuzzParseIPs":     {[]byte("1.2.3.4\n10.0.0.0/8 # c\n2001:db8::/32\n::ffff:1.2.3.4\nbad\n")},

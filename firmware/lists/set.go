@@ -80,7 +80,7 @@ func suffixKeys(name string, seed uint64, keys *[maxSuffixes]uint64, starts *[ma
 // A Set is safe for concurrent use.
 type Set struct {
 	seed  uint64
-	shift uint   // 64 - index bits; the bucket of a key is key >> shift
+	shift uint // 64 - index bits; the bucket of a key is key >> shift
 	keys  []uint64
 	vals  []uint32
 	index []uint32 // bucket b holds keys[index[b]:index[b+1]]
