@@ -29,8 +29,11 @@ func (h *handler) Name() string { return PluginName }
 func (h *handler) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	client := clientAddr(w.RemoteAddr())
 	if r.Opcode != dns.OpcodeQuery || len(r.Question) != 1 || r.Question[0].Qclass != dns.ClassINET {
-		d := h.f.engine.Decide(policy.Request{Client: client})
-		h.f.counters(d.Segment).formerr.Add(1)
+		segment := ""
+		if seg, ok := h.f.engine.Snapshot().SegmentFor(client); ok {
+			segment = seg.Name
+		}
+		h.f.counters(segment).formerr.Add(1)
 		return h.refuse(w, r)
 	}
 	q := r.Question[0]

@@ -314,6 +314,14 @@ func runDNSPerf(b *testing.B, port, file, local string, seconds int, loadArgs []
 	return r
 }
 
+func join(v []float64, format string) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(parts, " ")
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -429,6 +437,8 @@ func BenchmarkDNSPerf(b *testing.B) {
 		local string
 		qps   []float64
 		cpu   []float64 // this process's CPU µs per completed query, event log flush included
+		lost  []float64 // % of queries dnsperf gave up on
+		lat   []float64 // dnsperf's average latency, ms
 	}
 	// compare runs the series alternately, reversing the order every other round (ABBA) so
 	// that drift and other load on the machine fall on both sides alike.
@@ -450,9 +460,14 @@ func BenchmarkDNSPerf(b *testing.B) {
 				cpu := float64(cpuTime()-before) / float64(time.Microsecond) / float64(max(res.completed, 1))
 				s.qps = append(s.qps, res.qps)
 				s.cpu = append(s.cpu, cpu)
-				b.Logf("round %d %-24s %8.0f qps  lost %.2f%%  avg latency %6.3f ms  server CPU %5.1f µs/query",
-					r+1, s.label, res.qps, res.lostPct, res.latencyAvg*1000, cpu)
+				s.lost = append(s.lost, res.lostPct)
+				s.lat = append(s.lat, res.latencyAvg*1000)
 			}
+		}
+		// One line per series: the testing package keeps only 10 lines of benchmark log.
+		for _, s := range ss {
+			b.Logf("%-24s qps %s | CPU µs/q %s | avg ms %s | lost %% %s",
+				s.label, join(s.qps, "%.0f"), join(s.cpu, "%.1f"), join(s.lat, "%.2f"), join(s.lost, "%.2f"))
 		}
 	}
 	// ratio is the median over rounds of a's figure over b's in the same round.
@@ -477,10 +492,12 @@ func BenchmarkDNSPerf(b *testing.B) {
 	b.StopTimer()
 
 	st := evlog.Stats()
-	b.Logf("event log: queued %d, written %d rows, folded %d, dropped %d", st.Queued, st.Written, st.Folded, st.Dropped)
+	var segs []string
 	for _, s := range filterLog.Stats() {
-		b.Logf("segment %-7s queries %d blocked %d rewritten %d", s.Segment, s.Queries, s.Blocked, s.Rewritten)
+		segs = append(segs, fmt.Sprintf("%s %d queries/%d blocked", s.Segment, s.Queries, s.Blocked))
 	}
+	b.Logf("event log: queued %d, written %d rows, folded %d, dropped %d; filter: %s",
+		st.Queued, st.Written, st.Folded, st.Dropped, strings.Join(segs, ", "))
 
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(median(sBase.qps), "baseline-qps")

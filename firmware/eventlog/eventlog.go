@@ -179,7 +179,7 @@ func New(cfg Config) (*Log, error) {
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// synchronous=NORMAL in WAL loses at most the last commits on power cut,
 	// never consistency, and saves an fsync per commit on SD cards.
-	dsn := "file:" + path + "?_pragma=page_size(16384)&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if readOnly {
 		dsn += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
 	} else {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -45,23 +46,25 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	var (
 		conds []string
 		args  []any
+		lo    int64           // inclusive
+		hi    int64 = 1 << 62 // exclusive
 	)
 	if f.Cursor != "" {
 		id, err := decodeCursor(f.Cursor)
 		if err != nil {
 			return Page{}, err
 		}
-		conds, args = append(conds, "id < ?"), append(args, id)
+		hi = id
 	}
 	if !f.From.IsZero() {
-		conds, args = append(conds, "id >= ?"), append(args, idOf(max(f.From.Unix(), 0), 0))
+		lo = idOf(max(f.From.Unix(), 0), 0)
 	}
 	if !f.To.IsZero() {
 		sec := f.To.Unix()
 		if f.To.Nanosecond() > 0 {
 			sec++ // rows only know their second: keep the second To falls in
 		}
-		conds, args = append(conds, "id < ?"), append(args, idOf(max(sec, 0), 0))
+		hi = min(hi, idOf(max(sec, 0), 0))
 	}
 	if f.Client.IsValid() {
 		conds, args = append(conds, "client = ?"), append(args, f.Client.Unmap().WithZone("").AsSlice())
@@ -108,14 +111,21 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 		conds, args = append(conds, "action_id = ?"), append(args, id)
 	}
 	if f.Name != "" {
+		pat := "%" + escapeLike(strings.ToLower(f.Name)) + "%"
+		// A name never seen would otherwise cost every time window a scan.
+		var found bool
+		if err := l.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM names WHERE name LIKE ? ESCAPE '\')`, pat).Scan(&found); err != nil {
+			return Page{}, fmt.Errorf("searching names: %w", err)
+		}
+		if !found {
+			return Page{}, nil
+		}
 		conds = append(conds, `name_id IN (SELECT id FROM names WHERE name LIKE ? ESCAPE '\')`)
-		args = append(args, "%"+escapeLike(strings.ToLower(f.Name))+"%")
+		args = append(args, pat)
 	}
 
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
+	conds = append(conds, "id >= ?", "id < ?")
+	where := "WHERE " + strings.Join(conds, " AND ")
 	// The inner query picks the page from events alone; the dictionary
 	// joins then run for at most limit+1 rows.
 	q := `SELECT e.id, e.client, e.count, n.name, mac.value, dev.value, seg.value, prof.value,
@@ -134,14 +144,41 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	LEFT JOIN atoms lst  ON lst.id = e.list_id
 	LEFT JOIN atoms rule ON rule.id = e.rule_id
 	ORDER BY e.id DESC`
-	args = append(args, limit+1)
+	if hi == 1<<62 {
+		if err := l.rdb.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM events`).Scan(&hi); err != nil {
+			return Page{}, fmt.Errorf("querying events: %w", err)
+		}
+	}
 
+	// Walk back in time windows that grow eightfold, starting with an hour.
+	// With several filters, or a name matching many names, no single index
+	// yields rows newest first, and SQLite would otherwise gather and sort
+	// every match over the whole history. Within a window each index is a
+	// (key, id) range, so the sort stays small; sparse matches cost a few
+	// more windows.
+	var p Page
+	width := int64(3600) << idShift
+	for hi > lo && len(p.Events) <= limit {
+		wlo := max(lo, hi-width)
+		wargs := append(slices.Clone(args), wlo, hi, limit+1-len(p.Events))
+		if err := l.scan(ctx, q, wargs, &p); err != nil {
+			return Page{}, err
+		}
+		hi, width = wlo, width*8
+	}
+	if len(p.Events) > limit {
+		p.Events = p.Events[:limit]
+		p.Next = encodeCursor(p.Events[limit-1].ID)
+	}
+	return p, nil
+}
+
+func (l *Log) scan(ctx context.Context, q string, args []any, p *Page) error {
 	rows, err := l.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
-		return Page{}, fmt.Errorf("querying events: %w", err)
+		return fmt.Errorf("querying events: %w", err)
 	}
 	defer rows.Close()
-	var p Page
 	for rows.Next() {
 		var (
 			e      Event
@@ -153,7 +190,7 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 			dst = append(dst, &s[i])
 		}
 		if err := rows.Scan(dst...); err != nil {
-			return Page{}, fmt.Errorf("reading event: %w", err)
+			return fmt.Errorf("reading event: %w", err)
 		}
 		e.Time = timeOf(e.ID)
 		if a, ok := netip.AddrFromSlice(client); ok {
@@ -168,13 +205,9 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 		p.Events = append(p.Events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("reading events: %w", err)
+		return fmt.Errorf("reading events: %w", err)
 	}
-	if len(p.Events) > limit {
-		p.Events = p.Events[:limit]
-		p.Next = encodeCursor(p.Events[limit-1].ID)
-	}
-	return p, nil
+	return nil
 }
 
 func (l *Log) lookupAtom(ctx context.Context, kind int, v string) (int64, bool, error) {
