@@ -514,6 +514,8 @@ func BenchmarkDNSPerf(b *testing.B) {
 	b.ReportMetric(median(sFilt.cpu), "filtered-cpu-µs/q")
 	b.ReportMetric(ratio(sBase.cpu, sFilt.cpu), "cpu-baseline/filtered")
 	b.ReportMetric(median(sNop.cpu), "nolog-cpu-µs/q")
+	b.ReportMetric(median(pBase.cpu), "pupil-baseline-cpu-µs/q")
 	b.ReportMetric(median(pFilt.cpu), "pupil-filtered-cpu-µs/q")
+	b.ReportMetric(ratio(pBase.cpu, pFilt.cpu), "pupil-cpu-baseline/filtered")
 	b.ReportMetric(float64(st.Dropped), "events-dropped")
 }
