@@ -19,6 +19,9 @@ import (
 // clients, short enough that a changed profile takes effect within minutes.
 const rewriteTTL = 300
 
+// defaultBlockTTL answers blocks for clients in no segment (the protected tier).
+const defaultBlockTTL = 60 * time.Second
+
 type handler struct {
 	next plugin.Handler
 	f    *Filter
@@ -94,8 +97,12 @@ func (h *handler) record(client netip.Addr, qtype uint16, d policy.Decision) {
 // block answers a blocked name with the profile's block response. Canaries are always
 // NXDOMAIN: that is the signal clients look for.
 func (h *handler) block(w dns.ResponseWriter, r *dns.Msg, d policy.Decision) (int, error) {
-	snap := h.f.engine.Snapshot()
-	ttl := uint32(snap.BlockTTL() / time.Second)
+	ttl := uint32(defaultBlockTTL / time.Second)
+	var v4, v6 netip.Addr
+	if d.Profile != nil {
+		ttl = uint32(d.Profile.BlockTTL / time.Second)
+		v4, v6 = d.Profile.BlockPageIPv4, d.Profile.BlockPageIPv6
+	}
 	q := r.Question[0]
 	m := new(dns.Msg)
 	m.SetReply(r)
@@ -107,7 +114,6 @@ func (h *handler) block(w dns.ResponseWriter, r *dns.Msg, d policy.Decision) (in
 	}
 	var answer dns.RR
 	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Rrtype: q.Qtype, Ttl: ttl}
-	v4, v6 := snap.BlockPage()
 	switch {
 	case mode == "nxdomain":
 	case q.Qtype == dns.TypeA && mode == "null":

@@ -130,7 +130,7 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 
 // Decide judges one request. It is the hot path of DNS and SNI filtering: no I/O, no locks.
 func (e *Engine) Decide(r Request) Decision {
-	return e.decide(r, nil)
+	return e.decide(r)
 }
 
 // Explanation is a decision with the trail of checks that led to it, for people.
@@ -140,40 +140,31 @@ type Explanation struct {
 	Steps    []string
 }
 
-// Explain judges a request like Decide and records each check on the way.
+// Explain judges a request like Decide and lists the checks that led to the decision. The
+// steps are derived from the decision and the tier order, so Decide itself never pays for
+// them.
 func (e *Engine) Explain(r Request) Explanation {
-	var steps []string
-	d := e.decide(r, &steps)
-	return Explanation{Decision: d, Summary: summary(d), Steps: steps}
+	d := e.decide(r)
+	return Explanation{Decision: d, Summary: summary(d), Steps: steps(d, r.Client)}
 }
 
-func (e *Engine) decide(r Request, trace *[]string) Decision {
+func (e *Engine) decide(r Request) Decision {
 	s := e.snap.Load()
-	note := func(format string, args ...any) {
-		if trace != nil {
-			*trace = append(*trace, fmt.Sprintf(format, args...))
-		}
-	}
 	d := Decision{Name: normalise(r.Name), MAC: strings.ToLower(r.MAC)}
 	if d.MAC == "" && e.macs != nil && r.Client.IsValid() {
 		if mac, ok := e.macs.MAC(r.Client); ok {
 			d.MAC = strings.ToLower(mac)
 		}
 	}
-	seg, ok := s.SegmentFor(r.Client)
-	if ok {
+	if seg, ok := s.SegmentFor(r.Client); ok {
 		d.Segment = seg.Name
 		d.Profile = seg.Profile
-		note("client %s is in segment %q (profile %q)", r.Client, seg.Name, seg.Profile.Name)
-	} else {
-		note("client %s is in no segment: only the protected tier applies", r.Client)
 	}
 	if d.MAC != "" {
 		if dev, ok := s.devices[d.MAC]; ok {
 			d.Device = dev.Name
 			if p, ok := s.profiles[dev.Profile]; ok && dev.Profile != "" {
 				d.Profile = p
-				note("device %s (%s) has its own profile %q", d.MAC, dev.Name, p.Name)
 			}
 		}
 	}
@@ -182,10 +173,8 @@ func (e *Engine) decide(r Request, trace *[]string) Decision {
 	if suffix, v, ok := s.catalog.Protected.Lookup(d.Name); ok {
 		d.Action, d.Tier, d.Rule = Block, TierProtected, suffix
 		d.List, d.Category = tagInfo(s, v)
-		note("%q is on protected list %q (entry %q): blocked for everyone", d.Name, d.List, suffix)
 		return d
 	}
-	note("not on any protected list")
 
 	// Tier 2: exceptions.
 	if ex, ok := s.matchException(d, e.now()); ok {
@@ -195,11 +184,8 @@ func (e *Engine) decide(r Request, trace *[]string) Decision {
 		} else {
 			d.Action = Allow
 		}
-		note("exception %q (%s %s for %s %q, until %s): %s", ex.ID, ex.Action, ex.domain,
-			ex.Scope, ex.Target, ex.Expires.Format(time.RFC3339), ex.Reason)
 		return d
 	}
-	note("no active exception applies")
 
 	p := d.Profile
 	if p == nil {
@@ -208,47 +194,36 @@ func (e *Engine) decide(r Request, trace *[]string) Decision {
 		return d
 	}
 	// Tier 3: the profile.
-	if reason, ok := canaries[d.Name]; ok && p.Canaries {
+	if _, ok := canaries[d.Name]; ok && p.Canaries {
 		d.Action, d.Tier, d.Rule = Block, TierCanary, d.Name
-		note("%q is the %s canary: answered NXDOMAIN so clients keep using this resolver", d.Name, reason)
 		return d
 	}
 	if suffix, _, ok := p.allow.Lookup(d.Name); ok {
 		d.Action, d.Tier, d.Rule = Allow, TierProfile, suffix
 		d.List = "custom allow"
-		note("%q is on profile %q's allow list (entry %q)", d.Name, p.Name, suffix)
-		return e.safeSearch(d, note)
+		return safeSearch(d)
 	}
 	if suffix, _, ok := p.block.Lookup(d.Name); ok {
 		d.Action, d.Tier, d.Rule = Block, TierProfile, suffix
 		d.List = "custom block"
-		note("%q is on profile %q's block list (entry %q)", d.Name, p.Name, suffix)
 		return d
 	}
 	if blockedBy(s, p, &d) {
-		note("%q is listed in category %q by list %q (entry %q), which profile %q blocks",
-			d.Name, d.Category, d.List, d.Rule, p.Name)
 		return d
 	}
 	if p.UnsafeEngines {
 		if engine, ok := matchUnsafeEngine(d.Name); ok {
 			d.Action, d.Tier, d.Rule = Block, TierSafeSearch, engine
-			note("%q is a search engine without enforceable safe search, which profile %q blocks", d.Name, p.Name)
 			return d
 		}
 	}
-	if d.Category != "" {
-		note("%q is listed in category %q, which profile %q allows", d.Name, d.Category, p.Name)
-	} else {
-		note("%q is in no blocked category", d.Name)
-	}
 	d.Action, d.Tier = Allow, TierDefault
-	return e.safeSearch(d, note)
+	return safeSearch(d)
 }
 
 // safeSearch turns an allow into a rewrite when the name is a search engine or YouTube host
 // the profile enforces safe mode on.
-func (e *Engine) safeSearch(d Decision, note func(string, ...any)) Decision {
+func safeSearch(d Decision) Decision {
 	t := safeSearchTarget(d.Name, d.Profile.SafeSearch, d.Profile.YouTube)
 	if t == "" {
 		return d
@@ -257,8 +232,6 @@ func (e *Engine) safeSearch(d Decision, note func(string, ...any)) Decision {
 	if d.Rule == "" {
 		d.Rule = d.Name
 	}
-	note("profile %q enforces safe search (safe_search %s, youtube %s): %q is answered as CNAME %s",
-		d.Profile.Name, d.Profile.SafeSearch, d.Profile.YouTube, d.Name, t)
 	return d
 }
 
@@ -369,6 +342,67 @@ func normalise(name string) string {
 		}
 	}
 	return name
+}
+
+// steps lists, for people, the checks made in tier order up to the one that decided.
+func steps(d Decision, client netip.Addr) []string {
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if d.Segment == "" {
+		add("client %s is in no segment: only the protected tier applies", client)
+	} else {
+		add("client %s is in segment %q", client, d.Segment)
+	}
+	if d.MAC != "" {
+		dev := d.Device
+		if dev == "" {
+			dev = "no name"
+		}
+		add("device %s (%s)", d.MAC, dev)
+	}
+	if d.Profile != nil {
+		add("profile %q applies", d.Profile.Name)
+	}
+	if d.Tier == TierProtected {
+		add("%q is on protected list %q (entry %q): blocked for everyone, no exception can lift it", d.Name, d.List, d.Rule)
+		return out
+	}
+	add("not on any protected list")
+	if d.Tier == TierException {
+		add("exception %q applies (%s): %s", d.Rule, d.Action, d.Reason)
+		return out
+	}
+	add("no active exception applies")
+	if d.Profile == nil {
+		add("allowed by default")
+		return out
+	}
+	p := d.Profile
+	switch {
+	case d.Tier == TierCanary:
+		add("%q is a resolver-bypass canary (%s): answered NXDOMAIN so clients keep using this resolver", d.Name, canaries[d.Name])
+		return out
+	case d.List == "custom allow":
+		add("%q is on profile %q's allow list (entry %q)", d.Name, p.Name, d.Rule)
+	case d.List == "custom block":
+		add("%q is on profile %q's block list (entry %q)", d.Name, p.Name, d.Rule)
+		return out
+	case d.Action == Block && d.Tier == TierProfile:
+		add("%q is listed in category %q by list %q (entry %q), which profile %q blocks", d.Name, d.Category, d.List, d.Rule, p.Name)
+		return out
+	case d.Action == Block && d.Tier == TierSafeSearch:
+		add("%q is a search engine without enforceable safe search, which profile %q blocks", d.Name, p.Name)
+		return out
+	case d.Category != "":
+		add("%q is listed in category %q by list %q, which profile %q allows", d.Name, d.Category, d.List, p.Name)
+	default:
+		add("%q is in no category profile %q blocks", d.Name, p.Name)
+	}
+	if d.Action == Rewrite {
+		add("profile %q enforces safe search (safe_search %s, youtube %s): answered as CNAME %s",
+			p.Name, p.SafeSearch, p.YouTube, d.Rewrite)
+	}
+	return out
 }
 
 func summary(d Decision) string {

@@ -18,15 +18,14 @@ import (
 // exceptions joined with the loaded lists. The engine swaps whole snapshots atomically, so a
 // decision never sees half of a reload.
 type Snapshot struct {
-	segments  []*Segment
-	prefixes  []segmentPrefix // longest prefix first
-	profiles  map[string]*Profile
-	devices   map[string]config.Device // by MAC
-	excepts   []exception
-	catalog   *lists.Catalog
-	built     time.Time
-	blockTTL  time.Duration
-	blockPage [2]netip.Addr // IPv4, IPv6
+	segments []*Segment
+	prefixes []segmentPrefix // longest prefix first
+	profiles map[string]*Profile
+	devices  map[string]config.Device // by MAC
+	excepts  []exception
+	catalog  *lists.Catalog
+	built    time.Time
+	blockTTL time.Duration
 }
 
 // Segment is a compiled segment.
@@ -51,6 +50,11 @@ type Profile struct {
 	UnsafeEngines bool // true: engines without enforceable safe search are blocked
 	Canaries      bool
 	StripECH      bool
+	// BlockTTL and the block-page addresses come from the DNS settings; they are copied here
+	// so that a decision carries everything needed to answer it, even across a swap.
+	BlockTTL      time.Duration
+	BlockPageIPv4 netip.Addr
+	BlockPageIPv6 netip.Addr
 	Config        config.Profile
 	allow, block  *lists.Set
 }
@@ -75,12 +79,13 @@ func Compile(cfg *config.Config, cat *lists.Catalog) (*Snapshot, error) {
 		built:    time.Now(),
 		blockTTL: time.Duration(cfg.DNS.BlockTTL),
 	}
-	s.blockPage = [2]netip.Addr{cfg.DNS.BlockPageIPv4, cfg.DNS.BlockPageIPv6}
 	for _, p := range cfg.Profiles {
 		cp, err := compileProfile(p)
 		if err != nil {
 			return nil, fmt.Errorf("compiling profile %q: %w", p.Name, err)
 		}
+		cp.BlockTTL = s.blockTTL
+		cp.BlockPageIPv4, cp.BlockPageIPv6 = cfg.DNS.BlockPageIPv4, cfg.DNS.BlockPageIPv6
 		s.profiles[p.Name] = cp
 	}
 	for _, sc := range cfg.Segments {
@@ -161,12 +166,6 @@ func (s *Snapshot) Profile(name string) (*Profile, bool) {
 	p, ok := s.profiles[name]
 	return p, ok
 }
-
-// BlockTTL is the TTL of synthesised block answers.
-func (s *Snapshot) BlockTTL() time.Duration { return s.blockTTL }
-
-// BlockPage returns the block-page addresses (IPv4, IPv6); either may be invalid (unset).
-func (s *Snapshot) BlockPage() (v4, v6 netip.Addr) { return s.blockPage[0], s.blockPage[1] }
 
 // SegmentFor returns the segment whose subnets hold addr (longest prefix wins).
 func (s *Snapshot) SegmentFor(addr netip.Addr) (*Segment, bool) {
