@@ -40,3 +40,36 @@ func TestParseEventFilter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseEventFilter: any query string is either refused with an error or gives a filter
+// whose fields are within the documented bounds.
+func FuzzParseEventFilter(f *testing.F) {
+	for _, seed := range []string{
+		"since=15m&segment=pupils&action=block",
+		"from=2026-11-23T09:00:00Z&to=2026-11-23T10:00:00Z&limit=1000",
+		"client=::ffff:10.0.0.1&name=%25_%5C&cursor=abc",
+		"limit=-1", "colour=red", "since=9999999h",
+	} {
+		f.Add(seed)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		flt, err := parseEventFilter(q, now)
+		if err != nil {
+			return
+		}
+		if flt.Limit < 0 || flt.Limit > 1000 {
+			t.Errorf("limit %d out of bounds", flt.Limit)
+		}
+		if !flt.From.IsZero() && !flt.To.IsZero() && flt.To.Before(flt.From) {
+			t.Errorf("to %v before from %v", flt.To, flt.From)
+		}
+		if flt.Client.Is4In6() {
+			t.Errorf("client %v not unmapped", flt.Client)
+		}
+	})
+}

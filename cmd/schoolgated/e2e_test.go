@@ -377,9 +377,17 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("staff event: %+v", e)
 		}
 	}
-	var bad struct{ Error string }
-	if code := getJSONStatus(t, d.apiURL+"/api/events?action=explode", &bad); code != http.StatusBadRequest || !strings.Contains(bad.Error, "action") {
-		t.Errorf("bad filter: got %d %q", code, bad.Error)
+	for url, want := range map[string]string{
+		"/api/events?action=explode":              "action",
+		"/api/events?cursor=not-a-cursor":         "cursor",
+		"/api/explain?client=pupil&name=x.org":    "client",
+		"/api/explain?client=127.0.0.2&name=a..b": "name",
+		"/api/explain?client=127.0.0.2":           "name",
+	} {
+		var bad struct{ Error string }
+		if code := getJSONStatus(t, d.apiURL+url, &bad); code != http.StatusBadRequest || !strings.Contains(bad.Error, want) {
+			t.Errorf("%s: got %d %q, want 400 naming %q", url, code, bad.Error, want)
+		}
 	}
 
 	// Status: components, lists and per-segment counters.
@@ -423,7 +431,11 @@ func TestEndToEnd(t *testing.T) {
 		defer os.WriteFile(cfgPath, good, 0o644)
 		d.reload(t)
 		waitFor(t, "reload refused in logs", func() bool { return strings.Contains(d.logs.String(), "reload refused") })
-		var st struct{ Config struct{ LastReloadError string `json:"last_reload_error"` } }
+		var st struct {
+			Config struct {
+				LastReloadError string `json:"last_reload_error"`
+			}
+		}
 		getJSON(t, d.apiURL+"/api/status", &st)
 		if !strings.Contains(st.Config.LastReloadError, `unknown category "porn"`) || !strings.Contains(st.Config.LastReloadError, "line ") {
 			t.Errorf("status last_reload_error: %q (want the field, line and reason)", st.Config.LastReloadError)
