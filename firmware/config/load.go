@@ -140,6 +140,7 @@ func setDefault(s *string, v string) {
 // canonicalise rewrites values that have several spellings into one, so that comparisons
 // elsewhere are plain string equality. Values it cannot read are left for Validate.
 func (c *Config) canonicalise() {
+	nilEmpty(reflect.ValueOf(c))
 	for i := range c.Devices {
 		c.Devices[i].MAC = canonicalMAC(c.Devices[i].MAC)
 	}
@@ -160,6 +161,35 @@ func (c *Config) canonicalise() {
 		e.Domain = canonicalDomain(e.Domain)
 		if e.Scope == ScopeDevice {
 			e.Target = canonicalMAC(e.Target)
+		}
+	}
+}
+
+// nilEmpty replaces empty slices and maps by nil, so that "lists: []" and no lists at all
+// load to the same Config.
+func nilEmpty(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			nilEmpty(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				nilEmpty(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			v.SetZero()
+			return
+		}
+		for i := range v.Len() {
+			nilEmpty(v.Index(i))
+		}
+	case reflect.Map:
+		if v.Len() == 0 {
+			v.SetZero()
 		}
 	}
 }

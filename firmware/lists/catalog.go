@@ -399,10 +399,8 @@ func readCatalog(r io.Reader, want [32]byte) (*Catalog, []compileStats, error) {
 	}
 	// Values must index Tags, or the policy would panic on a damaged file.
 	for _, s := range []*Set{cat.Domains, cat.Protected} {
-		for _, v := range s.vals {
-			if int(v) >= len(cat.Tags) {
-				return nil, nil, fmt.Errorf("%w: tag %d out of range", ErrCorrupt, v)
-			}
+		if v := s.maxValue(); s.Len() > 0 && int(v) >= len(cat.Tags) {
+			return nil, nil, fmt.Errorf("%w: tag %d out of range", ErrCorrupt, v)
 		}
 	}
 	return cat, meta.Stats, nil

@@ -8,8 +8,9 @@ import (
 	"unsafe"
 )
 
-// A Set stores 64-bit keyed hashes of names instead of the names: 12 bytes per entry plus
-// a bucket index of 1–2 bytes per entry, against 40+ bytes for a Go string in a map. Two
+// A Set stores 64-bit keyed hashes of names instead of the names, in a bucketed cuckoo hash
+// table whose 64-byte buckets hold five keys and their values: about 14 bytes per entry at
+// 90% load, against 40+ bytes for a Go string in a map, and one cache line per bucket. Two
 // names collide with probability about n/2^64 per lookup (≈3·10^-13 at 5M entries), which
 // we accept; the hash is seeded per build so collisions cannot be precomputed.
 
@@ -19,8 +20,15 @@ const (
 	// maxSuffixes bounds the labels of a name we probe: a listed name is at most 253 bytes,
 	// so at most 127 labels, and longer query suffixes cannot be in a Set.
 	maxSuffixes = 128
-	// maxSetEntries keeps positions within the uint32 bucket index.
+	// fastSuffixes is how many suffixes Match and Lookup handle with small stack arrays;
+	// names with more labels take a slower path with room for maxSuffixes.
+	fastSuffixes = 16
+	// maxSetEntries bounds a Set (and what a snapshot may claim).
 	maxSetEntries = 1<<31 - 1
+	// bucketSlots is the number of keys in a bucket: 5 × (8 + 4) bytes fill a 64-byte line.
+	bucketSlots = 5
+	// maxKicks bounds one insertion's cuckoo walk before the table is rebuilt larger.
+	maxKicks = 1000
 )
 
 // finalize is the splitmix64 finaliser. FNV-1a alone mixes poorly into the top bits, which
@@ -47,12 +55,23 @@ func hashName(name string, seed uint64) uint64 {
 		h ^= uint64(c)
 		h *= fnvPrime
 	}
-	return finalize(h)
+	return keyOf(h)
+}
+
+// keyOf finishes a running FNV state into a key. Key 0 marks an empty slot, so a hash of 0
+// becomes 1.
+func keyOf(h uint64) uint64 {
+	k := finalize(h)
+	if k == 0 {
+		k = 1
+	}
+	return k
 }
 
 // suffixKeys fills keys and starts with the key and start offset of every suffix of name
-// at a label boundary, shortest first, and returns how many it wrote.
-func suffixKeys(name string, seed uint64, keys *[maxSuffixes]uint64, starts *[maxSuffixes]uint16) int {
+// at a label boundary, shortest first. It returns how many it wrote and false when name has
+// more such suffixes (of at most maxNameLen bytes) than keys has room for.
+func suffixKeys(name string, seed uint64, keys []uint64, starts []uint16) (int, bool) {
 	h := uint64(fnvOffset) ^ seed
 	n := 0
 	for i := len(name) - 1; i >= 0; i-- {
@@ -63,27 +82,74 @@ func suffixKeys(name string, seed uint64, keys *[maxSuffixes]uint64, starts *[ma
 		h ^= uint64(c)
 		h *= fnvPrime
 		if i == 0 || name[i-1] == '.' {
-			if len(name)-i > maxNameLen || n == maxSuffixes {
+			if len(name)-i > maxNameLen {
 				break
 			}
-			keys[n] = finalize(h)
+			if n == len(keys) || n == len(starts) {
+				return n, false
+			}
+			keys[n] = keyOf(h)
 			starts[n] = uint16(i)
 			n++
 		}
 	}
-	return n
+	return n, true
 }
 
 // Set is an immutable set of domain names, each with a uint32 value, matched by suffix at
 // label boundaries: a listed "example.com" matches "a.b.example.com" but not
 // "notexample.com". A listed top-level domain ("zip") matches every name under it.
 // A Set is safe for concurrent use.
+//
+// Keys live in a bucketed cuckoo table: a key is in one of two buckets picked from its
+// bits, so a probe reads two independent cache lines, and Match and Lookup start the loads
+// for every suffix of a name before comparing any, so the memory latencies overlap.
 type Set struct {
-	seed  uint64
-	shift uint // 64 - index bits; the bucket of a key is key >> shift
-	keys  []uint64
-	vals  []uint32
-	index []uint32 // bucket b holds keys[index[b]:index[b+1]]
+	seed uint64
+	n    int
+	tbl  table
+}
+
+// A bucket is one cache line: five keys, their values, and zero padding. Slots fill from
+// the first: an empty slot (key 0, value 0) is never followed by a used one.
+type bucket struct {
+	keys [bucketSlots]uint64
+	vals [bucketSlots]uint32
+	_    uint32
+}
+
+// slot returns the slot holding key k (never 0), or -1.
+func (b *bucket) slot(k uint64) int {
+	for i := range bucketSlots {
+		if b.keys[i] == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// put stores k and v in the first free slot and reports whether there was one.
+func (b *bucket) put(k uint64, v uint32) bool {
+	for i := range bucketSlots {
+		if b.keys[i] == 0 {
+			b.keys[i], b.vals[i] = k, v
+			return true
+		}
+	}
+	return false
+}
+
+// bucketPair returns the two buckets of key k in a table of nb buckets: one from the high
+// bits of k, one from the low bits, each scaled to [0, nb) by a multiply.
+func bucketPair(k, nb uint64) (uint64, uint64) {
+	b1, _ := bits.Mul64(k, nb)
+	b2, _ := bits.Mul64(bits.RotateLeft64(k, 32), nb)
+	return b1, b2
+}
+
+// bucketsFor sizes a table for n keys at 90% load.
+func bucketsFor(n int) int {
+	return (2*n + 8) / 9
 }
 
 // SetBuilder collects names for a Set. It is not safe for concurrent use.
@@ -129,14 +195,13 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 	}
 	s := &Set{seed: b.seed}
 	if n == 0 {
-		s.setIndex(0)
 		return s
 	}
 
-	// Counting sort by bucket (stable, so duplicates stay in insertion order), then a sort
-	// inside each small bucket: linear time, which is what makes 5M names build in well
-	// under a second.
-	ib := indexBits(n)
+	// Counting sort by the top bits (stable, so duplicates stay in insertion order), then a
+	// sort inside each small group: linear time. Sorted keys make duplicates adjacent, and
+	// filling the table in key order visits first buckets in order.
+	ib := sortBits(n)
 	shift := uint(64 - ib)
 	counts := make([]uint32, (1<<ib)+1)
 	for _, k := range inKeys {
@@ -155,7 +220,7 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 		next[bk]++
 	}
 	inKeys, inVals = nil, nil
-	// next[b] is now the end of bucket b, and the start of bucket b is the end of b-1.
+	// next[b] is now the end of group b, and the start of group b is the end of b-1.
 	lo := uint32(0)
 	for _, hi := range next {
 		sortBucket(keys[lo:hi], vals[lo:hi])
@@ -175,39 +240,74 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 		keys[w], vals[w] = keys[r], vals[r]
 		w++
 	}
-	if w < n-n/16 {
-		keys = append([]uint64(nil), keys[:w]...)
-		vals = append([]uint32(nil), vals[:w]...)
-	} else {
-		keys, vals = keys[:w:w], vals[:w:w]
-	}
-	s.keys, s.vals = keys, vals
-	s.setIndex(indexBits(w))
+	s.fill(keys[:w], vals[:w])
 	return s
 }
 
-// indexBits sizes the bucket index at 2–4 keys per bucket: one cache line of keys per probe
-// for 1–2 bytes of index per entry.
-func indexBits(n int) int {
+// sortBits sizes the counting sort at 2–4 keys per group.
+func sortBits(n int) int {
 	if n < 4 {
 		return 0
 	}
 	return min(bits.Len(uint(n))-2, 30)
 }
 
-// setIndex builds the bucket index over the sorted keys.
-func (s *Set) setIndex(ib int) {
-	s.shift = uint(64 - ib)
-	idx := make([]uint32, (1<<ib)+1)
-	p := 0
-	for b := range 1 << ib {
-		idx[b] = uint32(p)
-		for p < len(s.keys) && int(s.keys[p]>>s.shift) == b {
-			p++
+// fill builds the table for the distinct keys. A cuckoo walk that gets stuck (vanishingly
+// rare at 90% load, possible for tiny sets) restarts with 6% more buckets; the walk is
+// seeded from the set's seed, so a build is deterministic.
+func (s *Set) fill(keys []uint64, vals []uint32) {
+	s.n = len(keys)
+	rng := s.seed | 1
+	for nb := bucketsFor(len(keys)); ; nb += nb/16 + 1 {
+		tbl := newTable(nb)
+		if fillTable(tbl.b, keys, vals, &rng) {
+			s.tbl = tbl
+			return
+		}
+		tbl.free()
+	}
+}
+
+func fillTable(tbl []bucket, keys []uint64, vals []uint32, rng *uint64) bool {
+	nb := uint64(len(tbl))
+	for i, k := range keys {
+		v := vals[i]
+		b1, b2 := bucketPair(k, nb)
+		if tbl[b1].put(k, v) || tbl[b2].put(k, v) {
+			continue
+		}
+		// Both full: evict a random slot and move its key to its other bucket, and so on.
+		x := xorshift(rng)
+		b := b1
+		if x&1 != 0 {
+			b = b2
+		}
+		for kicks := 0; ; kicks++ {
+			if kicks == maxKicks {
+				return false
+			}
+			sl := (xorshift(rng) >> 32) % bucketSlots
+			e := &tbl[b]
+			k, v, e.keys[sl], e.vals[sl] = e.keys[sl], e.vals[sl], k, v
+			c1, c2 := bucketPair(k, nb)
+			alt := c1
+			if alt == b {
+				alt = c2
+			}
+			if tbl[alt].put(k, v) {
+				break
+			}
+			b = alt
 		}
 	}
-	idx[1<<ib] = uint32(len(s.keys))
-	s.index = idx
+	return true
+}
+
+func xorshift(x *uint64) uint64 {
+	*x ^= *x << 13
+	*x ^= *x >> 7
+	*x ^= *x << 17
+	return *x
 }
 
 func sortBucket(keys []uint64, vals []uint32) {
@@ -242,19 +342,53 @@ func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.keys)
+	return s.n
 }
 
-// find returns the position of key k.
-func (s *Set) find(k uint64) (int, bool) {
-	b := k >> s.shift
-	lo, hi := s.index[b], s.index[b+1]
-	for i := lo; i < hi; i++ {
-		if x := s.keys[i]; x >= k {
-			return int(i), x == k
+// maxValue returns the largest value in s, 0 when s is empty.
+func (s *Set) maxValue() uint32 {
+	var m uint32
+	if s != nil {
+		for i := range s.tbl.b {
+			for _, v := range s.tbl.b[i].vals {
+				m = max(m, v)
+			}
 		}
 	}
-	return 0, false
+	return m
+}
+
+// find returns the bucket and slot of key k.
+func (s *Set) find(k uint64) (*bucket, int) {
+	b1, b2 := bucketPair(k, uint64(len(s.tbl.b)))
+	if i := s.tbl.b[b1].slot(k); i >= 0 {
+		return &s.tbl.b[b1], i
+	}
+	if i := s.tbl.b[b2].slot(k); i >= 0 {
+		return &s.tbl.b[b2], i
+	}
+	return nil, -1
+}
+
+// touch loads the first word of both buckets of every key into first, in a loop without
+// branches or dependencies between iterations, so that the CPU has all the cache misses in
+// flight at once; the comparisons that follow then mostly hit the cache. first[j] is zero
+// only when both buckets of keys[j] are empty, which lets the comparisons skip them.
+func (s *Set) touch(keys, first []uint64) {
+	tbl := s.tbl.b
+	nb := uint64(len(tbl))
+	first = first[:len(keys)]
+	for j, k := range keys {
+		b1, b2 := bucketPair(k, nb)
+		first[j] = tbl[b1].keys[0] | tbl[b2].keys[0]
+	}
+}
+
+func trimDot(name string) string {
+	if len(name) > 0 && name[len(name)-1] == '.' {
+		return name[:len(name)-1]
+	}
+	return name
 }
 
 // Match calls fn for each suffix of name at a label boundary that is in s, longest first
@@ -262,29 +396,36 @@ func (s *Set) find(k uint64) (int, bool) {
 // One trailing dot is ignored, so DNS names can be passed as they come; ASCII case is
 // ignored. Match does not allocate.
 func (s *Set) Match(name string, fn func(suffix string, v uint32) bool) {
-	if s == nil || len(s.keys) == 0 {
+	if s == nil || s.n == 0 {
 		return
 	}
-	if len(name) > 0 && name[len(name)-1] == '.' {
-		name = name[:len(name)-1]
+	name = trimDot(name)
+	var keys, first [fastSuffixes]uint64
+	var starts [fastSuffixes]uint16
+	n, ok := suffixKeys(name, s.seed, keys[:], starts[:])
+	if !ok {
+		s.matchLong(name, fn)
+		return
 	}
-	var keys [maxSuffixes]uint64
+	s.touch(keys[:n], first[:n])
+	s.match(name, keys[:n], starts[:n], first[:n], fn)
+}
+
+//go:noinline
+func (s *Set) matchLong(name string, fn func(suffix string, v uint32) bool) {
+	var keys, first [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n := suffixKeys(name, s.seed, &keys, &starts)
-	// Probe every suffix before calling fn: the probes are independent, so the CPU overlaps
-	// their cache misses, and most names are in no list at all.
-	var hit [maxSuffixes]int32
-	var hitStart [maxSuffixes]uint16
-	found := 0
-	for j := n - 1; j >= 0; j-- {
-		if i, ok := s.find(keys[j]); ok {
-			hit[found] = int32(i)
-			hitStart[found] = starts[j]
-			found++
+	n, _ := suffixKeys(name, s.seed, keys[:], starts[:])
+	s.touch(keys[:n], first[:n])
+	s.match(name, keys[:n], starts[:n], first[:n], fn)
+}
+
+func (s *Set) match(name string, keys []uint64, starts []uint16, first []uint64, fn func(string, uint32) bool) {
+	for j := len(keys) - 1; j >= 0; j-- {
+		if first[j] == 0 {
+			continue
 		}
-	}
-	for j := range found {
-		if !fn(name[hitStart[j]:], s.vals[hit[j]]) {
+		if b, i := s.find(keys[j]); b != nil && !fn(name[starts[j]:], b.vals[i]) {
 			return
 		}
 	}
@@ -292,18 +433,36 @@ func (s *Set) Match(name string, fn func(suffix string, v uint32) bool) {
 
 // Lookup returns the longest suffix of name in s and its value.
 func (s *Set) Lookup(name string) (suffix string, v uint32, ok bool) {
-	if s == nil || len(s.keys) == 0 {
+	if s == nil || s.n == 0 {
 		return "", 0, false
 	}
-	if len(name) > 0 && name[len(name)-1] == '.' {
-		name = name[:len(name)-1]
+	name = trimDot(name)
+	var keys, first [fastSuffixes]uint64
+	var starts [fastSuffixes]uint16
+	n, all := suffixKeys(name, s.seed, keys[:], starts[:])
+	if !all {
+		return s.lookupLong(name)
 	}
-	var keys [maxSuffixes]uint64
+	s.touch(keys[:n], first[:n])
+	return s.lookup(name, keys[:n], starts[:n], first[:n])
+}
+
+//go:noinline
+func (s *Set) lookupLong(name string) (string, uint32, bool) {
+	var keys, first [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n := suffixKeys(name, s.seed, &keys, &starts)
-	for j := n - 1; j >= 0; j-- {
-		if i, found := s.find(keys[j]); found {
-			return name[starts[j]:], s.vals[i], true
+	n, _ := suffixKeys(name, s.seed, keys[:], starts[:])
+	s.touch(keys[:n], first[:n])
+	return s.lookup(name, keys[:n], starts[:n], first[:n])
+}
+
+func (s *Set) lookup(name string, keys []uint64, starts []uint16, first []uint64) (string, uint32, bool) {
+	for j := len(keys) - 1; j >= 0; j-- {
+		if first[j] == 0 {
+			continue
+		}
+		if b, i := s.find(keys[j]); b != nil {
+			return name[starts[j]:], b.vals[i], true
 		}
 	}
 	return "", 0, false
@@ -311,20 +470,17 @@ func (s *Set) Lookup(name string) (suffix string, v uint32, ok bool) {
 
 // Contains reports whether name itself (not a parent) is in s.
 func (s *Set) Contains(name string) bool {
-	if s == nil || len(s.keys) == 0 {
+	if s == nil || s.n == 0 {
 		return false
 	}
-	if len(name) > 0 && name[len(name)-1] == '.' {
-		name = name[:len(name)-1]
-	}
-	_, ok := s.find(hashName(name, s.seed))
-	return ok
+	b, _ := s.find(hashName(trimDot(name), s.seed))
+	return b != nil
 }
 
-// MemoryBytes returns the heap memory held by s.
+// MemoryBytes returns the memory held by s.
 func (s *Set) MemoryBytes() int {
 	if s == nil {
 		return 0
 	}
-	return int(unsafe.Sizeof(*s)) + 8*cap(s.keys) + 4*cap(s.vals) + 4*cap(s.index)
+	return int(unsafe.Sizeof(*s)) + int(unsafe.Sizeof(bucket{}))*len(s.tbl.b)
 }

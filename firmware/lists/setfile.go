@@ -18,19 +18,21 @@ var ErrCorrupt = errors.New("corrupt snapshot")
 //	version uint32 (setVersion)
 //	flags   uint32 (0)
 //	seed    uint64
-//	count   uint64
-//	keys    count × uint64, strictly increasing
-//	values  count × uint32
+//	count   uint64, the number of keys
+//	buckets uint64
+//	table   buckets × 64 bytes: 5 keys (uint64), 5 values (uint32), 4 zero bytes
 //	crc     uint32, CRC-32C of everything before it
 //
-// The bucket index is not stored: rebuilding it is one pass over the keys and saves
-// checking a second structure against the first. The hash function is part of the
-// version: changing it means a new version.
+// The table is stored as it is in memory, so loading is a copy plus checks: every key is in
+// one of its two buckets, slots fill from the first, empty slots are all zero, and the keys
+// add up to count. The hash function and the bucket choice are part of the version:
+// changing either means a new version. Version 1 (sorted keys and values) is refused.
 const (
 	setMagic   = "SGDSET\r\n"
-	setVersion = 1
-	headerLen  = 8 + 4 + 4 + 8 + 8
-	chunkLen   = 64 << 10 // entries per read when loading
+	setVersion = 2
+	headerLen  = 8 + 4 + 4 + 8 + 8 + 8
+	bucketLen  = 64
+	chunkLen   = 4096 // buckets per read when loading
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -42,32 +44,32 @@ func (s *Set) WriteTo(w io.Writer) (int64, error) {
 	crc := crc32.New(castagnoli)
 	out := io.MultiWriter(bw, crc)
 
-	var keys []uint64
-	var vals []uint32
-	var seed uint64
+	var tbl []bucket
+	var seed, count uint64
 	if s != nil {
-		keys, vals, seed = s.keys, s.vals, s.seed
+		tbl, seed, count = s.tbl.b, s.seed, uint64(s.n)
 	}
 	var hdr [headerLen]byte
 	copy(hdr[:], setMagic)
 	binary.LittleEndian.PutUint32(hdr[8:], setVersion)
 	binary.LittleEndian.PutUint32(hdr[12:], 0)
 	binary.LittleEndian.PutUint64(hdr[16:], seed)
-	binary.LittleEndian.PutUint64(hdr[24:], uint64(len(keys)))
+	binary.LittleEndian.PutUint64(hdr[24:], count)
+	binary.LittleEndian.PutUint64(hdr[32:], uint64(len(tbl)))
 	out.Write(hdr[:])
 
-	buf := make([]byte, 0, 8*4096)
-	for i := 0; i < len(keys); i += 4096 {
+	buf := make([]byte, 0, bucketLen*chunkLen)
+	for i := 0; i < len(tbl); i += chunkLen {
 		buf = buf[:0]
-		for _, k := range keys[i:min(i+4096, len(keys))] {
-			buf = binary.LittleEndian.AppendUint64(buf, k)
-		}
-		out.Write(buf)
-	}
-	for i := 0; i < len(vals); i += 8192 {
-		buf = buf[:0]
-		for _, v := range vals[i:min(i+8192, len(vals))] {
-			buf = binary.LittleEndian.AppendUint32(buf, v)
+		for j := range tbl[i:min(i+chunkLen, len(tbl))] {
+			b := &tbl[i+j]
+			for _, k := range b.keys {
+				buf = binary.LittleEndian.AppendUint64(buf, k)
+			}
+			for _, v := range b.vals {
+				buf = binary.LittleEndian.AppendUint32(buf, v)
+			}
+			buf = binary.LittleEndian.AppendUint32(buf, 0)
 		}
 		out.Write(buf)
 	}
@@ -111,40 +113,37 @@ func ReadSet(r io.Reader) (*Set, error) {
 	}
 	seed := binary.LittleEndian.Uint64(hdr[16:])
 	count := binary.LittleEndian.Uint64(hdr[24:])
-	if count > maxSetEntries {
-		return nil, fmt.Errorf("%w: %d entries", ErrCorrupt, count)
+	nbuckets := binary.LittleEndian.Uint64(hdr[32:])
+	if count > maxSetEntries || count > bucketSlots*nbuckets ||
+		nbuckets > 2*uint64(bucketsFor(int(count)))+8 || (count == 0) != (nbuckets == 0) {
+		return nil, fmt.Errorf("%w: %d entries in %d buckets", ErrCorrupt, count, nbuckets)
 	}
-	n := int(count)
+	nb := int(nbuckets)
 
-	buf := make([]byte, 8*min(n, chunkLen))
-	keys := make([]uint64, 0, min(n, chunkLen))
-	for len(keys) < n {
-		m := min(n-len(keys), chunkLen)
-		b := buf[:8*m]
+	// The table grows with the data read (see grow).
+	buf := make([]byte, bucketLen*min(nb, chunkLen))
+	tbl := make([]bucket, 0, min(nb, chunkLen))
+	keys := 0
+	for len(tbl) < nb {
+		m := min(nb-len(tbl), chunkLen)
+		b := buf[:bucketLen*m]
 		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, readErr("keys", err)
+			return nil, readErr("table", err)
 		}
 		crc.Write(b)
-		keys = grow(keys, m, n)
-		for i := 0; i < len(b); i += 8 {
-			k := binary.LittleEndian.Uint64(b[i:])
-			if len(keys) > 0 && k <= keys[len(keys)-1] {
-				return nil, fmt.Errorf("%w: keys out of order", ErrCorrupt)
+		tbl = grow(tbl, m, nb)
+		for ; len(b) > 0; b = b[bucketLen:] {
+			var e bucket
+			for i := range e.keys {
+				e.keys[i] = binary.LittleEndian.Uint64(b[8*i:])
+				e.vals[i] = binary.LittleEndian.Uint32(b[8*bucketSlots+4*i:])
 			}
-			keys = append(keys, k)
-		}
-	}
-	vals := make([]uint32, 0, min(n, chunkLen))
-	for len(vals) < n {
-		m := min(n-len(vals), chunkLen)
-		b := buf[:4*m]
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, readErr("values", err)
-		}
-		crc.Write(b)
-		vals = grow(vals, m, n)
-		for i := 0; i < len(b); i += 4 {
-			vals = append(vals, binary.LittleEndian.Uint32(b[i:]))
+			n, err := checkBucket(&e, uint64(len(tbl)), nbuckets, binary.LittleEndian.Uint32(b[bucketLen-4:]))
+			if err != nil {
+				return nil, err
+			}
+			keys += n
+			tbl = append(tbl, e)
 		}
 	}
 	var sum [4]byte
@@ -154,9 +153,31 @@ func ReadSet(r io.Reader) (*Set, error) {
 	if binary.LittleEndian.Uint32(sum[:]) != crc.Sum32() {
 		return nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	s := &Set{seed: seed, keys: keys, vals: vals}
-	s.setIndex(indexBits(n))
-	return s, nil
+	if uint64(keys) != count {
+		return nil, fmt.Errorf("%w: %d keys, header says %d", ErrCorrupt, keys, count)
+	}
+	return &Set{seed: seed, n: keys, tbl: table{b: tbl}}, nil
+}
+
+// checkBucket checks bucket e, number i of nb, and returns how many keys it holds.
+func checkBucket(e *bucket, i, nb uint64, pad uint32) (int, error) {
+	if pad != 0 {
+		return 0, fmt.Errorf("%w: bucket %d: padding not zero", ErrCorrupt, i)
+	}
+	n := 0
+	for j, k := range e.keys {
+		if k == 0 {
+			if e.vals[j] != 0 || (j+1 < bucketSlots && e.keys[j+1] != 0) {
+				return 0, fmt.Errorf("%w: bucket %d: bad empty slot", ErrCorrupt, i)
+			}
+			continue
+		}
+		if b1, b2 := bucketPair(k, nb); b1 != i && b2 != i {
+			return 0, fmt.Errorf("%w: bucket %d: misplaced key", ErrCorrupt, i)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // grow makes room for m more elements, doubling up to the claimed total n: memory follows
