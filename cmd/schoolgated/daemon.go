@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +68,11 @@ func loadConfig(o options) (*config.Config, fs.FS, string, error) {
 		fsys, source = os.DirFS(filepath.Dir(abs)), abs
 	}
 	if o.upstream != "" {
-		cfg.DNS.Upstreams = []config.Upstream{{Address: o.upstream}}
+		u, err := parseUpstream(o.upstream)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		cfg.DNS.Upstreams = []config.Upstream{u}
 	}
 	if o.listenDNS != "" {
 		cfg.DNS.Listen = o.listenDNS
@@ -340,6 +346,33 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		s.Queries, s.Blocked, s.Rewritten, s.Malformed = c.Queries, c.Blocked, c.Rewritten, c.Malformed
 	}
 	return st
+}
+
+// parseUpstream reads the -upstream flag: "ip:port" for plain DNS, "tls://ip:port" for DNS
+// over TLS checked against the IP address, or "tls://name:port", whose name is looked up once
+// with the system resolver and then checked on the certificate.
+func parseUpstream(s string) (config.Upstream, error) {
+	hostport, tls := strings.CutPrefix(s, "tls://")
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return config.Upstream{}, fmt.Errorf("-upstream %q: want host:port or tls://host:port", s)
+	}
+	if !tls {
+		return config.Upstream{Address: hostport}, nil
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return config.Upstream{Address: s, TLSServerName: host}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return config.Upstream{}, fmt.Errorf("-upstream %q: looking up %s: %v", s, host, err)
+	}
+	return config.Upstream{
+		Address:       "tls://" + net.JoinHostPort(addrs[0].Unmap().String(), port),
+		TLSServerName: host,
+	}, nil
 }
 
 func addrString(a net.Addr) string {

@@ -6,9 +6,17 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -56,29 +64,32 @@ var upstreamA = map[string]string{
 
 const upstreamDefaultA = "192.0.2.80"
 
-// startUpstream serves DNS on loopback over UDP and TCP, like the school's upstream resolver.
+// upstreamHandler answers like the school's upstream resolver would.
+var upstreamHandler = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 300}
+	switch q.Qtype {
+	case dns.TypeA:
+		a := upstreamA[strings.ToLower(q.Name)]
+		if a == "" {
+			a = upstreamDefaultA
+		}
+		m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.ParseIP(a)}}
+	case dns.TypeAAAA:
+		m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.ParseIP("2001:db8::80")}}
+	case dns.TypeHTTPS:
+		rr, _ := dns.NewRR(q.Name + ` 300 IN HTTPS 1 . alpn="h2" ech="AEX+DQBBpQAgACBuSKCx0M3aeWmQH9xXxt05XaKx5jVsV5A0PMt7E4nEDAAEAAEAAQASY2xvdWRmbGFyZS1lY2guY29tAAA="`)
+		m.Answer = []dns.RR{rr}
+	}
+	w.WriteMsg(m)
+})
+
+// startUpstream serves DNS on loopback over UDP and TCP.
 func startUpstream(t *testing.T) string {
 	t.Helper()
-	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg)
-		m.SetReply(r)
-		q := r.Question[0]
-		hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 300}
-		switch q.Qtype {
-		case dns.TypeA:
-			a := upstreamA[strings.ToLower(q.Name)]
-			if a == "" {
-				a = upstreamDefaultA
-			}
-			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.ParseIP(a)}}
-		case dns.TypeAAAA:
-			m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.ParseIP("2001:db8::80")}}
-		case dns.TypeHTTPS:
-			rr, _ := dns.NewRR(q.Name + ` 300 IN HTTPS 1 . alpn="h2" ech="AEX+DQBBpQAgACBuSKCx0M3aeWmQH9xXxt05XaKx5jVsV5A0PMt7E4nEDAAEAAEAAQASY2xvdWRmbGFyZS1lY2guY29tAAA="`)
-			m.Answer = []dns.RR{rr}
-		}
-		w.WriteMsg(m)
-	})
+	handler := upstreamHandler
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	for _, network := range []string{"udp", "tcp"} {
@@ -150,8 +161,10 @@ func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 	}
 	httpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	d.apiURL = "http://" + httpAddr
-	args = append(args, "-upstream", upstream, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr,
-		"-data-dir", t.TempDir())
+	if upstream != "" {
+		args = append(args, "-upstream", upstream)
+	}
+	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", t.TempDir())
 	d.cmd = exec.Command(daemonBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -600,4 +613,89 @@ func getJSONStatus(t *testing.T, url string, v any) int {
 		t.Fatalf("GET %s: decoding: %v", url, err)
 	}
 	return resp.StatusCode
+}
+
+// TestDNSOverTLSUpstream forwards allowed names to an upstream over DNS over TLS whose
+// certificate comes from the school's own CA (tls_ca), and checks the name is verified.
+func TestDNSOverTLSUpstream(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, cert := testCertificate(t, "dot.test")
+	caPath := filepath.Join(dir, "trust-ca.pem")
+	os.WriteFile(caPath, caPEM, 0o644)
+	port := freePort(t)
+	srv := &dns.Server{Addr: fmt.Sprintf("127.0.0.1:%d", port), Net: "tcp-tls", Handler: upstreamHandler,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ListenAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+
+	for _, tt := range []struct {
+		serverName string
+		want       string
+	}{
+		{"dot.test", "NOERROR A " + upstreamDefaultA},
+		{"wrong-name.test", "SERVFAIL"}, // the certificate does not match: nothing is forwarded
+	} {
+		t.Run(tt.serverName, func(t *testing.T) {
+			cfgPath := writeDemoConfig(t, t.TempDir())
+			b, _ := os.ReadFile(cfgPath)
+			cfg := strings.Replace(string(b), "    - address: tls://1.1.1.1:853\n      tls_server_name: cloudflare-dns.com",
+				fmt.Sprintf("    - address: tls://127.0.0.1:%d\n      tls_server_name: %s\n      tls_ca: %s", port, tt.serverName, caPath), 1)
+			if cfg == string(b) {
+				t.Fatal("demo upstream not found in the demo config")
+			}
+			os.WriteFile(cfgPath, []byte(cfg), 0o644)
+			d := startDaemon(t, "", "-config", cfgPath)
+			r, err := ask(staff, d.dnsAddr, "udp", "example.org", dns.TypeA)
+			if err != nil || summarise(r) != tt.want {
+				t.Errorf("got %v %v, want %s", r, err, tt.want)
+			}
+			if r, _ := ask(pupil, d.dnsAddr, "udp", "facebook.com", dns.TypeA); r == nil || r.Rcode != dns.RcodeNameError {
+				t.Errorf("blocked names are answered whatever the upstream: %v", r)
+			}
+			d.stop(t)
+		})
+	}
+}
+
+// testCertificate makes a throwaway CA and a server certificate for name signed by it.
+func testCertificate(t *testing.T, name string) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "schoolgate test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
+		DNSNames: []string{name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestParseUpstream(t *testing.T) {
+	for in, want := range map[string]config.Upstream{
+		"192.0.2.53:53":               {Address: "192.0.2.53:53"},
+		"tls://1.1.1.1:853":           {Address: "tls://1.1.1.1:853", TLSServerName: "1.1.1.1"},
+		"tls://[2606:4700::1111]:853": {Address: "tls://[2606:4700::1111]:853", TLSServerName: "2606:4700::1111"},
+	} {
+		got, err := parseUpstream(in)
+		if err != nil || got != want {
+			t.Errorf("parseUpstream(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	if _, err := parseUpstream("1.1.1.1"); err == nil {
+		t.Error("an address without a port was accepted")
+	}
 }

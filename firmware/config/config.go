@@ -59,6 +59,10 @@ type Upstream struct {
 	Address string `yaml:"address,omitempty"`
 	// TLSServerName is the name checked on the upstream's certificate for DNS over TLS.
 	TLSServerName string `yaml:"tls_server_name,omitempty"`
+	// TLSCA is a PEM file of the certificate authority that signed the upstream's
+	// certificate, for a trust's or school's own DNS-over-TLS resolver. Default: the
+	// system's roots. A relative path is read from the config file's directory.
+	TLSCA string `yaml:"tls_ca,omitempty"`
 }
 
 // HTTP configures the web UI and JSON API listener.

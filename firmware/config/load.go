@@ -82,6 +82,11 @@ func LoadFile(path string) (*Config, error) {
 			cfg.Lists[i].File = filepath.Join(dir, f)
 		}
 	}
+	for i := range cfg.DNS.Upstreams {
+		if f := cfg.DNS.Upstreams[i].TLSCA; f != "" && !filepath.IsAbs(f) {
+			cfg.DNS.Upstreams[i].TLSCA = filepath.Join(dir, f)
+		}
+	}
 	return cfg, nil
 }
 

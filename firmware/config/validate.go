@@ -217,9 +217,16 @@ func (v *validator) upstream(path string, u Upstream) {
 	case !tls && u.TLSServerName != "":
 		v.add(path+".tls_server_name", "is only used with a tls:// address")
 	case tls:
-		if err := checkDomain(u.TLSServerName); err != nil {
-			v.add(path+".tls_server_name", "%v", err)
+		// An IP literal is checked against the certificate's IP addresses, as the big
+		// public resolvers' certificates carry them.
+		if _, err := netip.ParseAddr(u.TLSServerName); err != nil {
+			if err := checkDomain(u.TLSServerName); err != nil {
+				v.add(path+".tls_server_name", "%v", err)
+			}
 		}
+	}
+	if u.TLSCA != "" && !tls {
+		v.add(path+".tls_ca", "is only used with a tls:// address")
 	}
 }
 

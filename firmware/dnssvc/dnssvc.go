@@ -102,18 +102,25 @@ func Corefile(cfg Config, id string) (string, error) {
 	if len(cfg.Upstreams) == 0 {
 		return "", ErrNoUpstream
 	}
+	// forward keeps one TLS configuration for its whole pool, so DNS-over-TLS upstreams
+	// must agree on the name and CA they are checked against.
 	var addrs []string
-	serverName := ""
+	serverName, ca := "", ""
 	for _, u := range cfg.Upstreams {
 		addrs = append(addrs, u.Address)
-		if strings.HasPrefix(u.Address, "tls://") {
-			if serverName != "" && u.TLSServerName != "" && u.TLSServerName != serverName {
-				return "", fmt.Errorf("upstreams over TLS must share one tls_server_name, got %q and %q",
-					serverName, u.TLSServerName)
-			}
-			if u.TLSServerName != "" {
-				serverName = u.TLSServerName
-			}
+		if !strings.HasPrefix(u.Address, "tls://") {
+			continue
+		}
+		if serverName != "" && u.TLSServerName != serverName {
+			return "", fmt.Errorf("upstreams over TLS must share one tls_server_name, got %q and %q",
+				serverName, u.TLSServerName)
+		}
+		if ca != "" && u.TLSCA != ca {
+			return "", fmt.Errorf("upstreams over TLS must share one tls_ca, got %q and %q", ca, u.TLSCA)
+		}
+		serverName, ca = u.TLSServerName, u.TLSCA
+		if strings.ContainsAny(ca, " \t\n\"{}") {
+			return "", fmt.Errorf("tls_ca path %q: spaces, quotes and braces are not supported", ca)
 		}
 	}
 	size := cfg.CacheSize
@@ -131,6 +138,9 @@ func Corefile(cfg Config, id string) (string, error) {
 	}
 	fmt.Fprintf(&b, "\tcache {\n\t\tsuccess %d\n\t\tdenial %d\n\t}\n", size, size)
 	fmt.Fprintf(&b, "\tforward . %s {\n", strings.Join(addrs, " "))
+	if ca != "" {
+		fmt.Fprintf(&b, "\t\ttls %s\n", ca)
+	}
 	if serverName != "" {
 		fmt.Fprintf(&b, "\t\ttls_servername %s\n", serverName)
 	}

@@ -55,6 +55,9 @@ func TestCorefile(t *testing.T) {
 		{Config{Listen: "0.0.0.0:53"}, "no upstream"},
 		{Config{Listen: "0.0.0.0:53", Upstreams: []config.Upstream{
 			{Address: "tls://1.1.1.1:853", TLSServerName: "a"}, {Address: "tls://9.9.9.9:853", TLSServerName: "b"}}}, "share one tls_server_name"},
+		{Config{Listen: "0.0.0.0:53", Upstreams: []config.Upstream{
+			{Address: "tls://10.0.0.1:853", TLSServerName: "a", TLSCA: "/ca1.pem"},
+			{Address: "tls://10.0.0.2:853", TLSServerName: "a", TLSCA: "/ca2.pem"}}}, "share one tls_ca"},
 	} {
 		if _, err := Corefile(tt.cfg, "x"); err == nil || !strings.Contains(err.Error(), tt.err) {
 			t.Errorf("%+v: got %v, want error containing %q", tt.cfg, err, tt.err)
