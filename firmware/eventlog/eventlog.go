@@ -149,6 +149,7 @@ func New(cfg Config) (*Log, error) {
 		cfg.Now = time.Now
 	}
 
+	pinAllocator()
 	wdb, err := openDB(cfg.Path, false)
 	if err != nil {
 		return nil, err
@@ -183,7 +184,9 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	if readOnly {
 		dsn += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
 	} else {
-		dsn += "&_pragma=cache_size(-16000)&_pragma=foreign_keys(0)"
+		// temp_store(MEMORY): a statement journal, should a statement ever
+		// need one, stays off the SD card.
+		dsn += "&_pragma=cache_size(-16000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {

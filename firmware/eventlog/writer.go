@@ -61,10 +61,14 @@ type writer struct {
 	conn *sql.Conn
 	ctx  context.Context
 
-	insEvent, updCount, selName, insName, selAtom, insAtom, maxID, upRollup *sql.Stmt
+	insEvent, insEvents, updCount, selName, insName, selAtom, insAtom, maxID, upRollup *sql.Stmt
 
-	names map[string]int64
-	atoms map[atomKey]int64
+	// Dictionary ids are cached boxed: binding an int64 through database/sql
+	// takes an interface, and boxing it anew for every column of every row
+	// was a third of the writer's allocations.
+	names map[string]any
+	atoms map[atomKey]any
+	args  []any           // insertChunk rows of insertCols arguments
 	seq   map[int64]int64 // second → next sequence number
 	fold  map[foldKey]foldEntry
 	gen   uint64
@@ -89,8 +93,9 @@ func newWriter(l *Log) (*writer, error) {
 		l:        l,
 		conn:     conn,
 		ctx:      ctx,
-		names:    make(map[string]int64),
-		atoms:    make(map[atomKey]int64),
+		names:    make(map[string]any),
+		atoms:    make(map[atomKey]any),
+		args:     make([]any, insertChunk*insertCols),
 		seq:      make(map[int64]int64),
 		fold:     make(map[foldKey]foldEntry),
 		updates:  make(map[int64]int),
@@ -102,10 +107,11 @@ func newWriter(l *Log) (*writer, error) {
 		p *(*sql.Stmt)
 		q string
 	}{
-		{&w.insEvent, `INSERT INTO events (id, client, mac_id, device_id, segment_id, profile_id, source_id, name_id, qtype_id, action_id, tier_id, category_id, list_id, rule_id, count) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+		{&w.insEvent, insertEvents(1)},
+		{&w.insEvents, insertEvents(insertChunk)},
 		{&w.updCount, `UPDATE events SET count = count + ? WHERE id = ?`},
 		{&w.selName, `SELECT id FROM names WHERE name = ?`},
-		{&w.insName, `INSERT INTO names (name) VALUES (?)`},
+		{&w.insName, `INSERT OR IGNORE INTO names (name) VALUES (?)`},
 		{&w.selAtom, `SELECT id FROM atoms WHERE kind = ? AND value = ?`},
 		{&w.insAtom, `INSERT INTO atoms (kind, value) VALUES (?, ?)`},
 		{&w.maxID, `SELECT max(id) FROM events WHERE id BETWEEN ? AND ?`},
@@ -125,7 +131,7 @@ func newWriter(l *Log) (*writer, error) {
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.insEvent, w.updCount, w.selName, w.insName, w.selAtom, w.insAtom, w.maxID, w.upRollup} {
+	for _, st := range []*sql.Stmt{w.insEvent, w.insEvents, w.updCount, w.selName, w.insName, w.selAtom, w.insAtom, w.maxID, w.upRollup} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -361,54 +367,27 @@ func (w *writer) write() (err error) {
 			}
 		}
 	}()
-	args := make([]any, 15)
-	for i := range w.batch {
-		r := &w.batch[i]
-		e := &r.e
-		args[0] = r.id
-		if e.Client.IsValid() {
-			args[1] = e.Client.AsSlice()
-		} else {
-			args[1] = nil
+	// Rows go in insertChunk at a time through one multi-row statement:
+	// per statement, database/sql and the driver cost about as much as
+	// SQLite's own work for a row.
+	for i := 0; i < len(w.batch); {
+		n := insertChunk
+		st := w.insEvents
+		if len(w.batch)-i < insertChunk {
+			n, st = 1, w.insEvent
 		}
-		var action any
-		if e.Action != "allow" {
-			// "allow" is stored as NULL: see the schema.
-			if action, err = w.atom(kindAction, e.Action); err != nil {
+		args := w.args[:n*insertCols]
+		for j := range n {
+			if err := w.rowArgs(&w.batch[i+j], args[j*insertCols:(j+1)*insertCols]); err != nil {
 				return err
 			}
 		}
-		args[9] = action
-		for j, a := range []struct {
-			kind int
-			v    string
-		}{
-			{kindMAC, e.MAC}, {kindDevice, e.Device}, {kindSegment, e.Segment}, {kindProfile, e.Profile},
-			{kindSource, e.Source},
-		} {
-			if args[2+j], err = w.atom(a.kind, a.v); err != nil {
-				return err
-			}
-		}
-		if args[7], err = w.name(e.Name); err != nil {
-			return err
-		}
-		if args[8], err = w.atom(kindQType, e.QType); err != nil {
-			return err
-		}
-		for j, a := range []struct {
-			kind int
-			v    string
-		}{{kindTier, e.Tier}, {kindCategory, e.Category}, {kindList, e.List}, {kindRule, e.Rule}} {
-			if args[10+j], err = w.atom(a.kind, a.v); err != nil {
-				return err
-			}
-		}
-		args[14] = e.Count
-		if _, err := w.insEvent.ExecContext(w.ctx, args...); err != nil {
+		if _, err := st.ExecContext(w.ctx, args...); err != nil {
 			return fmt.Errorf("inserting event: %w", err)
 		}
+		i += n
 	}
+	clear(w.args) // let the client slices go
 	for id, d := range w.updates {
 		if _, err := w.updCount.ExecContext(w.ctx, d, id); err != nil {
 			return fmt.Errorf("folding event count: %w", err)
@@ -429,6 +408,80 @@ func (w *writer) write() (err error) {
 	if _, err := w.conn.ExecContext(w.ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("committing event batch: %w", err)
 	}
+	return nil
+}
+
+// insertCols is the number of columns insertEvents binds per row, and
+// insertChunk the rows per multi-row statement. A chunk binds
+// insertChunk*insertCols parameters; the driver matches each parameter to
+// its argument with a linear search, so much larger chunks get slower again.
+const (
+	insertCols  = 15
+	insertChunk = 16
+)
+
+func insertEvents(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR FAIL INTO events (id, client, mac_id, device_id, segment_id, profile_id, source_id, name_id, qtype_id, action_id, tier_id, category_id, list_id, rule_id, count) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
+}
+
+// rowArgs fills args (insertCols long) with the columns of r, interning its
+// strings.
+func (w *writer) rowArgs(r *row, args []any) (err error) {
+	e := &r.e
+	args[0] = r.id
+	args[1] = nil
+	if e.Client.IsValid() {
+		args[1] = e.Client.AsSlice()
+	}
+	args[9] = nil
+	if e.Action != "allow" {
+		// "allow" is stored as NULL: see the schema.
+		if args[9], err = w.atom(kindAction, e.Action); err != nil {
+			return err
+		}
+	}
+	if args[2], err = w.atom(kindMAC, e.MAC); err != nil {
+		return err
+	}
+	if args[3], err = w.atom(kindDevice, e.Device); err != nil {
+		return err
+	}
+	if args[4], err = w.atom(kindSegment, e.Segment); err != nil {
+		return err
+	}
+	if args[5], err = w.atom(kindProfile, e.Profile); err != nil {
+		return err
+	}
+	if args[6], err = w.atom(kindSource, e.Source); err != nil {
+		return err
+	}
+	if args[7], err = w.name(e.Name); err != nil {
+		return err
+	}
+	if args[8], err = w.atom(kindQType, e.QType); err != nil {
+		return err
+	}
+	if args[10], err = w.atom(kindTier, e.Tier); err != nil {
+		return err
+	}
+	if args[11], err = w.atom(kindCategory, e.Category); err != nil {
+		return err
+	}
+	if args[12], err = w.atom(kindList, e.List); err != nil {
+		return err
+	}
+	if args[13], err = w.atom(kindRule, e.Rule); err != nil {
+		return err
+	}
+	args[14] = int64(e.Count)
 	return nil
 }
 
@@ -455,8 +508,9 @@ func (w *writer) atom(kind int, v string) (any, error) {
 	if len(w.atoms) >= maxAtomCache {
 		clear(w.atoms)
 	}
-	w.atoms[k] = id
-	return id, nil
+	boxed := any(id)
+	w.atoms[k] = boxed
+	return boxed, nil
 }
 
 func (w *writer) name(v string) (any, error) {
@@ -466,13 +520,22 @@ func (w *writer) name(v string) (any, error) {
 	if id, ok := w.names[v]; ok {
 		return id, nil
 	}
+	// A name missing from the cache is more often new than evicted (the
+	// cache holds the busy ones), so try the insert first: one statement for
+	// a new name, and for a known one the failed insert costs what the
+	// lookup after it does.
 	var id int64
-	err := w.selName.QueryRowContext(w.ctx, v).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		var res sql.Result
-		if res, err = w.insName.ExecContext(w.ctx, v); err == nil {
-			id, err = res.LastInsertId()
-		}
+	res, err := w.insName.ExecContext(w.ctx, v)
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	switch {
+	case err != nil:
+	case n == 1:
+		id, err = res.LastInsertId()
+	default:
+		err = w.selName.QueryRowContext(w.ctx, v).Scan(&id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("interning name %q: %w", v, err)
@@ -480,8 +543,9 @@ func (w *writer) name(v string) (any, error) {
 	if len(w.names) >= maxNameCache {
 		clear(w.names)
 	}
-	w.names[v] = id
-	return id, nil
+	boxed := any(id)
+	w.names[v] = boxed
+	return boxed, nil
 }
 
 // purge deletes rows older than the retention in chunks, for at most
