@@ -191,3 +191,21 @@ func BenchmarkRealUT1(b *testing.B) {
 	b.ReportMetric(float64(st.Skipped), "skipped")
 	b.ReportMetric(float64(s.MemoryBytes())/float64(s.Len()), "B/domain")
 }
+
+// BenchmarkSuffixKeys measures the suffix hash alone, on the query shape of
+// BenchmarkSetLookup.
+func BenchmarkSuffixKeys(b *testing.B) {
+	names := syntheticNames(1 << 12)
+	queries := make([]string, len(names))
+	for i, n := range names {
+		queries[i] = "cdn.img" + strconv.Itoa(i) + ".a." + n
+	}
+	h := newHasher(42)
+	var keys [fastSuffixes]uint64
+	var starts [fastSuffixes]uint16
+	i := 0
+	for b.Loop() {
+		h.suffixKeys(queries[i&(len(queries)-1)], keys[:], starts[:])
+		i++
+	}
+}

@@ -34,15 +34,23 @@
 // cache line) holds five keys and their uint32 values, and a key lives in one of two buckets
 // picked from its high and low bits. At 90% load that is about 14.2 bytes per name.
 // Matching is by suffix at label boundaries: an entry example.com matches example.com and
-// a.b.example.com, never notexample.com; an entry "zip" matches every name under that TLD. The hash is FNV-1a run from the last byte to the first,
-// so one pass over a query yields the hash of every suffix, each passed through the
-// splitmix64 finaliser. Match and Lookup then load both buckets of every suffix in one
-// branch-free loop before comparing any key, so the cache misses of all the probes overlap
-// instead of following one another; a query costs about one memory latency however many
-// labels it has. The FNV state is seeded per build, so colliding names cannot be prepared in
-// advance; an accidental 64-bit collision at 5M entries has odds of about one in
-// 3·10^12 per lookup, which we accept for a filter (and it could only over-block or
-// over-allow a single name).
+// a.b.example.com, never notexample.com; an entry "zip" matches every name under that TLD.
+// The hash works label by label from the end of a name: each label is read eight bytes at a
+// time (little-endian loads, ASCII case folded in the word, the label found by a word-wide
+// search for the dot) and folded with its length into its parent suffix's state by one
+// keyed 64×64→128-bit multiply, so one pass yields the key of every suffix (see hasher in
+// set.go). Match and Lookup then load both buckets of every suffix in one branch-free loop
+// before comparing any key, so the cache misses of all the probes overlap instead of
+// following one another; a query costs about one memory latency however many labels it
+// has. The hash is keyed per build, so colliding names cannot be prepared in advance; an
+// accidental 64-bit collision at 5M entries has odds of about one in 10^11–10^12 per
+// lookup, which we accept for a filter (and it could only over-block or over-allow a
+// single name).
+//
+// On the 2-vCPU development VM (one random memory read ≈ 200 ns), a Lookup of a six-label
+// name against 5M names takes about 315 ns on a miss and 350 ns on a hit (Match about the
+// same), the suffix hash of such a name about 38 ns; building 5M names takes under 1.1 s,
+// loading their snapshot about 0.2–0.35 s, and a Set holds 14.2 bytes per name.
 //
 // Sets are written and read in a versioned binary format with a CRC-32C (WriteTo,
 // ReadSet) that stores the table as it is in memory, so loading 5M names takes a fraction

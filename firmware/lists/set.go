@@ -11,12 +11,10 @@ import (
 // A Set stores 64-bit keyed hashes of names instead of the names, in a bucketed cuckoo hash
 // table whose 64-byte buckets hold five keys and their values: about 14 bytes per entry at
 // 90% load, against 40+ bytes for a Go string in a map, and one cache line per bucket. Two
-// names collide with probability about n/2^64 per lookup (≈3·10^-13 at 5M entries), which
+// names collide with probability about n/2^64 per probed suffix (≈3·10^-13 at 5M entries), which
 // we accept; the hash is seeded per build so collisions cannot be precomputed.
 
 const (
-	fnvOffset = 14695981039346656037
-	fnvPrime  = 1099511628211
 	// maxSuffixes bounds the labels of a name we probe: a listed name is at most 253 bytes,
 	// so at most 127 labels, and longer query suffixes cannot be in a Set.
 	maxSuffixes = 128
@@ -31,8 +29,8 @@ const (
 	maxKicks = 1000
 )
 
-// finalize is the splitmix64 finaliser. FNV-1a alone mixes poorly into the top bits, which
-// pick the bucket; this spreads every input bit over the whole key.
+// finalize is the splitmix64 finaliser, a bijection that spreads every input bit over the
+// whole output.
 func finalize(h uint64) uint64 {
 	h ^= h >> 30
 	h *= 0xbf58476d1ce4e5b9
@@ -42,56 +40,204 @@ func finalize(h uint64) uint64 {
 	return h
 }
 
-// hashName returns the key of a whole name. It hashes from the last byte to the first so
-// that the running state at each label boundary is the hash of that suffix, which is what
-// lets Match get every parent's key in one pass.
-func hashName(name string, seed uint64) uint64 {
-	h := uint64(fnvOffset) ^ seed
-	for i := len(name) - 1; i >= 0; i-- {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h ^= uint64(c)
-		h *= fnvPrime
-	}
-	return keyOf(h)
+// The suffix hash works on labels, right to left, so one pass from the end of a name gives
+// the key of every suffix at a label boundary. A label of n bytes is read as 64-bit
+// little-endian words, ASCII upper case folded to lower case eight bytes at a time, and
+// folded into the state of its parent suffix with one keyed 64×64→128-bit multiply:
+//
+//	h(no labels)      = k0
+//	h(label.parent)   = mum(h(parent) ^ w0 ^ k1, w1 ^ k2 ^ n)            n ≤ 16
+//	mum(x, y)         = high ^ low 64 bits of x·y
+//
+// where w0 holds the first eight bytes of the label (zero-padded) and w1 the last eight
+// when n > 8 (overlapping w0 when n < 16; n tells the cases apart), else 0. Longer labels
+// fold 16-byte blocks in the same way before the last one. The key of a suffix is its
+// state (0 becomes 1, 0 marking an empty slot).
+//
+// Collisions: every state is the output of a multiply whose operands take in the whole
+// parent state, the label bytes and the label length, so a suffix's key is a function of
+// exactly its labels, and two different suffixes collide when the folded multiply of two
+// different operand pairs agrees on 64 bits. With k0, k1 and k2 drawn from the per-build
+// seed, that is a 2^-64 event per pair for names not chosen with knowledge of the seed
+// (the same construction as wyhash and rapidhash): about 5·10^6 × 6 / 2^64 ≈ 2·10^-12 per
+// lookup of a six-label name in a 5M-name Set. A multiply by 0 would forget the other
+// operand: the top bit of k2 keeps the second operand non-zero for every label of at most
+// eight bytes and every listed (ASCII) label, and the first operand is 0 only by a 2^-64
+// accident of the seed. The seed also means colliding names cannot be prepared in advance.
+type hasher struct {
+	k0, k1, k2 uint64
 }
 
-// keyOf finishes a running FNV state into a key. Key 0 marks an empty slot, so a hash of 0
-// becomes 1.
-func keyOf(h uint64) uint64 {
-	k := finalize(h)
-	if k == 0 {
-		k = 1
+func newHasher(seed uint64) hasher {
+	return hasher{
+		k0: finalize(seed ^ 0x243f6a8885a308d3),
+		k1: finalize(seed ^ 0x13198a2e03707344),
+		k2: finalize(seed^0xa4093822299f31d0) | 1<<63,
 	}
-	return k
+}
+
+const (
+	lo7  = 0x7f7f7f7f7f7f7f7f
+	hi1  = 0x8080808080808080
+	dots = 0x2e2e2e2e2e2e2e2e
+)
+
+// mum is the folded 64×64→128-bit multiply.
+func mum(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// lower folds the ASCII upper-case letters of the eight bytes of w to lower case.
+func lower(w uint64) uint64 {
+	x := w & lo7
+	ge := x + 0x3f3f3f3f3f3f3f3f // high bit set where the low 7 bits are >= 'A'
+	gt := x + 0x2525252525252525 // … > 'Z'
+	m := ge &^ gt &^ w & hi1     // 'A'..'Z', and not a byte >= 0x80
+	return w | m>>2
+}
+
+// dotMask returns the high bit of every byte of w that is '.'.
+func dotMask(w uint64) uint64 {
+	x := w ^ dots
+	return ^((x&lo7 + lo7) | x | lo7)
+}
+
+// le64 loads the eight bytes s[i:i+8] as a little-endian word.
+func le64(s string, i int) uint64 {
+	s = s[i : i+8]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// headWord returns the first min(8, len(s)) bytes of s as a zero-extended little-endian
+// word.
+func headWord(s string) uint64 {
+	if len(s) >= 8 {
+		return le64(s, 0)
+	}
+	var w uint64
+	for i := len(s) - 1; i >= 0; i-- {
+		w = w<<8 | uint64(s[i])
+	}
+	return w
+}
+
+// window returns the eight bytes of s before p, byte p-1 in the top byte, with zeros
+// for positions before the start; head is headWord(s).
+func window(s string, head uint64, p int) uint64 {
+	if p >= 8 {
+		return le64(s, p-8)
+	}
+	return head << (64 - 8*uint(p)&63) & -(uint64(p+7) >> 3) // 0 when p == 0
+}
+
+// longLabel handles a label that does not fit in the eight bytes before end: it returns
+// where the label starts (or a value below floor when it starts before floor) and the
+// state after folding it into st.
+//
+//go:noinline
+func (h *hasher) longLabel(s string, head uint64, end, floor int, st uint64) (int, uint64) {
+	start := 0
+	for p := end - 8; p > 0; p -= 8 {
+		if m := dotMask(window(s, head, p)); m != 0 {
+			start = p - bits.LeadingZeros64(m)/8
+			break
+		}
+		if max(p-8, 0) < floor {
+			return floor - 1, 0
+		}
+	}
+	n := end - start
+	if n <= 8 { // a short label at the start of a name shorter than eight bytes
+		a := window(s, head, end) >> (64 - 8*uint(n))
+		return start, mum(st^lower(a)^h.k1, h.k2^uint64(n))
+	}
+	acc := st
+	p := start
+	for ; end-p > 16; p += 16 {
+		acc = mum(acc^lower(le64(s, p))^h.k1, lower(le64(s, p+8))^h.k2^uint64(n))
+	}
+	// The last nine to sixteen bytes, as two words that may overlap each other and what
+	// came before.
+	a := lower(le64(s, max(start, end-16)))
+	return start, mum(acc^a^h.k1, lower(le64(s, end-8))^h.k2^uint64(n))
+}
+
+// hashName returns the key of a whole name (the key its last suffix gets in suffixKeys).
+func (h *hasher) hashName(name string) uint64 {
+	head := headWord(name)
+	st := h.k0
+	for end := len(name); ; {
+		w := window(name, head, end)
+		m := dotMask(w)
+		var start int
+		if m != 0 || end <= 8 {
+			n := end
+			if m != 0 {
+				n = bits.LeadingZeros64(m) / 8
+			}
+			start = end - n
+			st = mum(st^lower(w>>(64-8*uint(n)))^h.k1, h.k2^uint64(n))
+		} else {
+			start, st = h.longLabel(name, head, end, 0, st)
+		}
+		if start == 0 {
+			return keyOf(st)
+		}
+		end = start - 1
+	}
+}
+
+// keyOf turns a suffix state into a key. Key 0 marks an empty slot, so 0 becomes 1.
+func keyOf(h uint64) uint64 {
+	if h == 0 {
+		return 1
+	}
+	return h
 }
 
 // suffixKeys fills keys and starts with the key and start offset of every suffix of name
 // at a label boundary, shortest first. It returns how many it wrote and false when name has
 // more such suffixes (of at most maxNameLen bytes) than keys has room for.
-func suffixKeys(name string, seed uint64, keys []uint64, starts []uint16) (int, bool) {
-	h := uint64(fnvOffset) ^ seed
+func (h *hasher) suffixKeys(name string, keys []uint64, starts []uint16) (int, bool) {
+	head := headWord(name)
+	st := h.k0
 	n := 0
-	for i := len(name) - 1; i >= 0; i-- {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h ^= uint64(c)
-		h *= fnvPrime
-		if i == 0 || name[i-1] == '.' {
-			if len(name)-i > maxNameLen {
-				break
+	lim := len(name) - maxNameLen
+	for end := len(name); ; {
+		// Labels of up to seven bytes (and whole names of up to eight) are found and
+		// read with one load: the dot closest to end in the eight bytes before it.
+		w := window(name, head, end)
+		m := dotMask(w)
+		var start int
+		if m != 0 || end <= 8 {
+			ln := end
+			if m != 0 {
+				ln = bits.LeadingZeros64(m) / 8
 			}
+			start = end - ln
+			st = mum(st^lower(w>>(64-8*uint(ln)))^h.k1, h.k2^uint64(ln))
+		} else {
+			start, st = h.longLabel(name, head, end, lim, st)
+		}
+		if start < lim {
+			break
+		}
+		// A trailing empty label (a name ending in a dot) is part of every suffix but
+		// not a suffix of its own.
+		if start < len(name) {
 			if n == len(keys) || n == len(starts) {
 				return n, false
 			}
-			keys[n] = keyOf(h)
-			starts[n] = uint16(i)
+			keys[n] = keyOf(st)
+			starts[n] = uint16(start)
 			n++
 		}
+		if start == 0 {
+			break
+		}
+		end = start - 1
 	}
 	return n, true
 }
@@ -106,6 +252,7 @@ func suffixKeys(name string, seed uint64, keys []uint64, starts []uint16) (int, 
 // for every suffix of a name before comparing any, so the memory latencies overlap.
 type Set struct {
 	seed uint64
+	h    hasher
 	n    int
 	tbl  table
 }
@@ -155,6 +302,7 @@ func bucketsFor(n int) int {
 // SetBuilder collects names for a Set. It is not safe for concurrent use.
 type SetBuilder struct {
 	seed uint64
+	h    hasher
 	keys []uint64
 	vals []uint32
 }
@@ -168,7 +316,7 @@ func NewSetBuilder(sizeHint int) *SetBuilder {
 
 func newSetBuilderSeed(sizeHint int, seed uint64) *SetBuilder {
 	sizeHint = max(0, min(sizeHint, 1<<26))
-	return &SetBuilder{seed: seed, keys: make([]uint64, 0, sizeHint), vals: make([]uint32, 0, sizeHint)}
+	return &SetBuilder{seed: seed, h: newHasher(seed), keys: make([]uint64, 0, sizeHint), vals: make([]uint32, 0, sizeHint)}
 }
 
 // Add adds a normalised name (see Normalize) with value v. A trailing dot is ignored.
@@ -176,7 +324,7 @@ func (b *SetBuilder) Add(name string, v uint32) {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	b.keys = append(b.keys, hashName(name, b.seed))
+	b.keys = append(b.keys, b.h.hashName(name))
 	b.vals = append(b.vals, v)
 }
 
@@ -193,7 +341,7 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 	if n > maxSetEntries {
 		panic("lists: set too large")
 	}
-	s := &Set{seed: b.seed}
+	s := &Set{seed: b.seed, h: b.h}
 	if n == 0 {
 		return s
 	}
@@ -370,18 +518,38 @@ func (s *Set) find(k uint64) (*bucket, int) {
 	return nil, -1
 }
 
-// touch loads the first word of both buckets of every key into first, in a loop without
-// branches or dependencies between iterations, so that the CPU has all the cache misses in
-// flight at once; the comparisons that follow then mostly hit the cache. first[j] is zero
-// only when both buckets of keys[j] are empty, which lets the comparisons skip them.
-func (s *Set) touch(keys, first []uint64) {
+// get returns the value of key k.
+func (s *Set) get(k uint64) (uint32, bool) {
+	b1, b2 := bucketPair(k, uint64(len(s.tbl.b)))
+	b := &s.tbl.b[b1]
+	for i := range bucketSlots {
+		if b.keys[i] == k {
+			return b.vals[i], true
+		}
+	}
+	b = &s.tbl.b[b2]
+	for i := range bucketSlots {
+		if b.keys[i] == k {
+			return b.vals[i], true
+		}
+	}
+	return 0, false
+}
+
+// touch loads the first word of both buckets of every key, in a loop without branches or
+// dependencies between iterations, so that the CPU has all the cache misses in flight at
+// once; the comparisons that follow then mostly hit the cache. It returns the OR of the
+// words read, which is zero only when every bucket is empty (and keeps the loads from
+// being optimised away).
+func (s *Set) touch(keys []uint64) uint64 {
 	tbl := s.tbl.b
 	nb := uint64(len(tbl))
-	first = first[:len(keys)]
-	for j, k := range keys {
+	var any uint64
+	for _, k := range keys {
 		b1, b2 := bucketPair(k, nb)
-		first[j] = tbl[b1].keys[0] | tbl[b2].keys[0]
+		any |= tbl[b1].keys[0] | tbl[b2].keys[0]
 	}
+	return any
 }
 
 func trimDot(name string) string {
@@ -400,32 +568,31 @@ func (s *Set) Match(name string, fn func(suffix string, v uint32) bool) {
 		return
 	}
 	name = trimDot(name)
-	var keys, first [fastSuffixes]uint64
+	var keys [fastSuffixes]uint64
 	var starts [fastSuffixes]uint16
-	n, ok := suffixKeys(name, s.seed, keys[:], starts[:])
+	n, ok := s.h.suffixKeys(name, keys[:], starts[:])
 	if !ok {
 		s.matchLong(name, fn)
 		return
 	}
-	s.touch(keys[:n], first[:n])
-	s.match(name, keys[:n], starts[:n], first[:n], fn)
+	s.match(name, keys[:n], starts[:n], fn)
 }
 
 //go:noinline
 func (s *Set) matchLong(name string, fn func(suffix string, v uint32) bool) {
-	var keys, first [maxSuffixes]uint64
+	var keys [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n, _ := suffixKeys(name, s.seed, keys[:], starts[:])
-	s.touch(keys[:n], first[:n])
-	s.match(name, keys[:n], starts[:n], first[:n], fn)
+	n, _ := s.h.suffixKeys(name, keys[:], starts[:])
+	s.match(name, keys[:n], starts[:n], fn)
 }
 
-func (s *Set) match(name string, keys []uint64, starts []uint16, first []uint64, fn func(string, uint32) bool) {
+func (s *Set) match(name string, keys []uint64, starts []uint16, fn func(string, uint32) bool) {
+	if s.touch(keys) == 0 {
+		return
+	}
+	starts = starts[:len(keys)]
 	for j := len(keys) - 1; j >= 0; j-- {
-		if first[j] == 0 {
-			continue
-		}
-		if b, i := s.find(keys[j]); b != nil && !fn(name[starts[j]:], b.vals[i]) {
+		if v, ok := s.get(keys[j]); ok && !fn(name[starts[j]:], v) {
 			return
 		}
 	}
@@ -437,32 +604,31 @@ func (s *Set) Lookup(name string) (suffix string, v uint32, ok bool) {
 		return "", 0, false
 	}
 	name = trimDot(name)
-	var keys, first [fastSuffixes]uint64
+	var keys [fastSuffixes]uint64
 	var starts [fastSuffixes]uint16
-	n, all := suffixKeys(name, s.seed, keys[:], starts[:])
+	n, all := s.h.suffixKeys(name, keys[:], starts[:])
 	if !all {
 		return s.lookupLong(name)
 	}
-	s.touch(keys[:n], first[:n])
-	return s.lookup(name, keys[:n], starts[:n], first[:n])
+	return s.lookup(name, keys[:n], starts[:n])
 }
 
 //go:noinline
 func (s *Set) lookupLong(name string) (string, uint32, bool) {
-	var keys, first [maxSuffixes]uint64
+	var keys [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n, _ := suffixKeys(name, s.seed, keys[:], starts[:])
-	s.touch(keys[:n], first[:n])
-	return s.lookup(name, keys[:n], starts[:n], first[:n])
+	n, _ := s.h.suffixKeys(name, keys[:], starts[:])
+	return s.lookup(name, keys[:n], starts[:n])
 }
 
-func (s *Set) lookup(name string, keys []uint64, starts []uint16, first []uint64) (string, uint32, bool) {
+func (s *Set) lookup(name string, keys []uint64, starts []uint16) (string, uint32, bool) {
+	if s.touch(keys) == 0 {
+		return "", 0, false
+	}
+	starts = starts[:len(keys)]
 	for j := len(keys) - 1; j >= 0; j-- {
-		if first[j] == 0 {
-			continue
-		}
-		if b, i := s.find(keys[j]); b != nil {
-			return name[starts[j]:], b.vals[i], true
+		if v, ok := s.get(keys[j]); ok {
+			return name[starts[j]:], v, true
 		}
 	}
 	return "", 0, false
@@ -473,7 +639,7 @@ func (s *Set) Contains(name string) bool {
 	if s == nil || s.n == 0 {
 		return false
 	}
-	b, _ := s.find(hashName(trimDot(name), s.seed))
+	b, _ := s.find(s.h.hashName(trimDot(name)))
 	return b != nil
 }
 

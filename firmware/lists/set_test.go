@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -217,4 +218,116 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Match allocates %v times", allocs)
 	}
+}
+
+// refSuffixKeys is the suffix hash written plainly, label by label, for checking the word
+// tricks of suffixKeys and hashName.
+func refSuffixKeys(h hasher, name string) (keys []uint64, starts []int) {
+	le := func(b []byte) uint64 {
+		var w [8]byte
+		copy(w[:], b)
+		return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	}
+	st := h.k0
+	end := len(name)
+	for {
+		start := strings.LastIndexByte(name[:end], '.') + 1
+		if len(name)-start > maxNameLen {
+			return
+		}
+		l := []byte(name[start:end])
+		for i, c := range l {
+			if 'A' <= c && c <= 'Z' {
+				l[i] = c + 'a' - 'A'
+			}
+		}
+		n := uint64(len(l))
+		if len(l) <= 8 {
+			st = mum(st^le(l)^h.k1, h.k2^n)
+		} else {
+			p := 0
+			for ; len(l)-p > 16; p += 16 {
+				st = mum(st^le(l[p:p+8])^h.k1, le(l[p+8:p+16])^h.k2^n)
+			}
+			st = mum(st^le(l[max(0, len(l)-16):])^h.k1, le(l[len(l)-8:])^h.k2^n)
+		}
+		if start < len(name) {
+			keys = append(keys, keyOf(st))
+			starts = append(starts, start)
+		}
+		if start == 0 {
+			return
+		}
+		end = start - 1
+	}
+}
+
+func TestSuffixKeys(t *testing.T) {
+	h := newHasher(7)
+	rng := uint64(1)
+	alphabet := "abcXYZ09-_.\x00\xc3\x80."
+	check := func(name string) {
+		t.Helper()
+		want, wantStarts := refSuffixKeys(h, name)
+		var keys [maxSuffixes]uint64
+		var starts [maxSuffixes]uint16
+		n, ok := h.suffixKeys(name, keys[:], starts[:])
+		if !ok {
+			if len(want) <= maxSuffixes {
+				t.Fatalf("suffixKeys(%q) ran out of room", name)
+			}
+			return
+		}
+		if n != len(want) {
+			t.Fatalf("suffixKeys(%q): %d suffixes, want %d", name, n, len(want))
+		}
+		for j := range n {
+			if keys[j] != want[j] || int(starts[j]) != wantStarts[j] {
+				t.Fatalf("suffixKeys(%q)[%d] = %x at %d, want %x at %d", name, j, keys[j], starts[j], want[j], wantStarts[j])
+			}
+			if k := h.hashName(name[starts[j]:]); k != keys[j] {
+				t.Fatalf("hashName(%q) = %x, suffixKeys gave %x", name[starts[j]:], k, keys[j])
+			}
+			if k := h.hashName(asciiLower(name[starts[j]:])); k != keys[j] {
+				t.Fatalf("hashName is not case-blind for %q", name[starts[j]:])
+			}
+		}
+	}
+	for _, name := range []string{"", ".", "a", "a.", ".a", "..", "zip", "example.com", "EXAMPLE.Com",
+		"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r", strings.Repeat("x", 300), strings.Repeat("ab.", 100),
+		strings.Repeat("y", 250) + ".com", "www." + strings.Repeat("LongLabel", 7) + ".example.org"} {
+		check(name)
+	}
+	for range 20000 {
+		rng = finalize(rng + 0x9e3779b97f4a7c15)
+		n := int(rng % 80)
+		if rng>>60 == 0 {
+			n += 200
+		}
+		b := make([]byte, n)
+		for i := range b {
+			rng = finalize(rng + 1)
+			if rng%4 == 0 {
+				b[i] = alphabet[rng>>8%uint64(len(alphabet))]
+			} else {
+				b[i] = "abcdefghijklmnopqrstuvwxyz"[rng>>8%26]
+			}
+		}
+		check(string(b))
+	}
+	// Labels are units: moving a dot changes the key.
+	if h.hashName("ab.c") == h.hashName("a.bc") || h.hashName("a") == h.hashName("a\x00") {
+		t.Errorf("label boundaries or lengths lost")
+	}
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

@@ -26,10 +26,11 @@ var ErrCorrupt = errors.New("corrupt snapshot")
 // The table is stored as it is in memory, so loading is a copy plus checks: every key is in
 // one of its two buckets, slots fill from the first, empty slots are all zero, and the keys
 // add up to count. The hash function and the bucket choice are part of the version:
-// changing either means a new version. Version 1 (sorted keys and values) is refused.
+// changing either means a new version. Older versions (1: sorted keys and values; 2: the
+// byte-at-a-time FNV-1a suffix hash) are refused.
 const (
 	setMagic   = "SGDSET\r\n"
-	setVersion = 2
+	setVersion = 3
 	headerLen  = 8 + 4 + 4 + 8 + 8 + 8
 	bucketLen  = 64
 	chunkLen   = 4096 // buckets per read when loading
@@ -156,7 +157,7 @@ func ReadSet(r io.Reader) (*Set, error) {
 	if uint64(keys) != count {
 		return nil, fmt.Errorf("%w: %d keys, header says %d", ErrCorrupt, keys, count)
 	}
-	return &Set{seed: seed, n: keys, tbl: table{b: tbl}}, nil
+	return &Set{seed: seed, h: newHasher(seed), n: keys, tbl: table{b: tbl}}, nil
 }
 
 // checkBucket checks bucket e, number i of nb, and returns how many keys it holds.
