@@ -299,6 +299,15 @@ func TestSuffixKeys(t *testing.T) {
 		strings.Repeat("y", 250) + ".com", "www." + strings.Repeat("LongLabel", 7) + ".example.org"} {
 		check(name)
 	}
+	// Every label length from 0 to 18 bytes (around the 8- and 16-byte word boundaries),
+	// as the first, a middle and the last label, and as a whole name.
+	for n := range 19 {
+		l := "AbcdefghIjklmnopQr"[:n]
+		for _, name := range []string{l, l + ".com", "www." + l, "www." + l + ".com", "a." + l + ".b",
+			"cdn.img10000.a." + l + ".co.uk"} {
+			check(name)
+		}
+	}
 	for range 20000 {
 		rng = finalize(rng + 0x9e3779b97f4a7c15)
 		n := int(rng % 80)
