@@ -448,37 +448,21 @@ func (w *writer) rowArgs(r *row, args []any) (err error) {
 			return err
 		}
 	}
-	if args[2], err = w.atom(kindMAC, e.MAC); err != nil {
-		return err
-	}
-	if args[3], err = w.atom(kindDevice, e.Device); err != nil {
-		return err
-	}
-	if args[4], err = w.atom(kindSegment, e.Segment); err != nil {
-		return err
-	}
-	if args[5], err = w.atom(kindProfile, e.Profile); err != nil {
-		return err
-	}
-	if args[6], err = w.atom(kindSource, e.Source); err != nil {
-		return err
+	// A fixed array, not a slice literal, so the table stays on the stack.
+	for _, a := range [...]struct {
+		i, kind int
+		v       string
+	}{
+		{2, kindMAC, e.MAC}, {3, kindDevice, e.Device}, {4, kindSegment, e.Segment},
+		{5, kindProfile, e.Profile}, {6, kindSource, e.Source}, {8, kindQType, e.QType},
+		{10, kindTier, e.Tier}, {11, kindCategory, e.Category}, {12, kindList, e.List},
+		{13, kindRule, e.Rule},
+	} {
+		if args[a.i], err = w.atom(a.kind, a.v); err != nil {
+			return err
+		}
 	}
 	if args[7], err = w.name(e.Name); err != nil {
-		return err
-	}
-	if args[8], err = w.atom(kindQType, e.QType); err != nil {
-		return err
-	}
-	if args[10], err = w.atom(kindTier, e.Tier); err != nil {
-		return err
-	}
-	if args[11], err = w.atom(kindCategory, e.Category); err != nil {
-		return err
-	}
-	if args[12], err = w.atom(kindList, e.List); err != nil {
-		return err
-	}
-	if args[13], err = w.atom(kindRule, e.Rule); err != nil {
 		return err
 	}
 	args[14] = int64(e.Count)
