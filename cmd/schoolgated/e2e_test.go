@@ -325,6 +325,9 @@ func TestEndToEnd(t *testing.T) {
 		{staff, "www.youtube.com", dns.TypeA, "NOERROR CNAME restrictmoderate.youtube.com. A 216.239.38.119"},
 		{guest, "m.youtube.com", dns.TypeA, "NOERROR CNAME restrictmoderate.youtube.com. A 216.239.38.119"},
 		{guest, "www.bing.com", dns.TypeA, "NOERROR CNAME strict.bing.com. A 204.79.197.220"},
+		// An address in no segment is refused, not answered unfiltered.
+		{"127.0.0.4", "example.org", dns.TypeA, "REFUSED"},
+		{"127.0.0.4", "facebook.com", dns.TypeA, "REFUSED"},
 		// Canaries.
 		{pupil, "use-application-dns.net", dns.TypeA, "NXDOMAIN"},
 		{staff, "mask.icloud.com", dns.TypeAAAA, "NXDOMAIN"},

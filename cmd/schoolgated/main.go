@@ -87,6 +87,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(h)
 
+	// SIGHUP is caught from the start: a reload asked for while lists are still loading
+	// must not kill the daemon (the default action), it is handled once running.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	d, err := newDaemon(o, logger)
 	if err != nil {
 		return err
@@ -98,9 +104,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		printDemoHelp(stdout, d)
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():

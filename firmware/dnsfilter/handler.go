@@ -73,6 +73,8 @@ func (h *handler) refuse(w dns.ResponseWriter, r *dns.Msg) (int, error) {
 	m.SetRcode(r, rcode)
 	if len(r.Question) != 1 {
 		m.Question = nil
+	} else if opt := r.IsEdns0(); opt != nil {
+		m.SetEdns0(opt.UDPSize(), opt.Do()) // RFC 6891: answer EDNS with EDNS
 	}
 	w.WriteMsg(m)
 	return rcode, nil
@@ -107,6 +109,15 @@ func (h *handler) block(w dns.ResponseWriter, r *dns.Msg, d policy.Decision) (in
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.RecursionAvailable = true
+	if d.Tier == policy.TierNoSegment {
+		// Not one of our clients: refuse rather than resolve, so that an address outside the
+		// configured segments (IPv6 link-local, a forgotten subnet, the WAN) is never an
+		// unfiltered way round the filter.
+		m.Rcode = dns.RcodeRefused
+		addEDE(r, m, dns.ExtendedErrorCodeProhibited, "schoolgate: client in no segment")
+		w.WriteMsg(m)
+		return dns.RcodeSuccess, nil
+	}
 
 	mode := "nxdomain"
 	if d.Profile != nil && d.Tier != policy.TierCanary {
@@ -204,13 +215,14 @@ func (h *handler) rewrite(ctx context.Context, w dns.ResponseWriter, r *dns.Msg,
 		sub := r.Copy()
 		sub.Question[0].Name = target
 		nw := nonwriter.New(w)
-		_, err := plugin.NextOrFailure(h.Name(), h.next, ctx, nw, sub)
-		switch {
-		case nw.Msg != nil:
+		plugin.NextOrFailure(h.Name(), h.next, ctx, nw, sub)
+		if nw.Msg != nil {
 			m.Answer = append(m.Answer, nw.Msg.Answer...)
 			m.Ns = nw.Msg.Ns
 			m.Rcode = nw.Msg.Rcode
-		case err != nil:
+		} else {
+			// Nothing came back (an error, or a plugin that wrote nothing): a bare CNAME
+			// would look like a name without addresses.
 			m.Rcode = dns.RcodeServerFailure
 		}
 	}

@@ -177,6 +177,10 @@ func TestBlockResponses(t *testing.T) {
 		{"10.10.0.5", "pornhub.com", dns.TypeHTTPS, dns.RcodeSuccess, "", "category adult"},
 		{"10.10.0.5", "x.abuse.test", dns.TypeA, dns.RcodeSuccess, "x.abuse.test. 60 IN A 10.0.0.1", "protected list protected"},
 		{"10.10.0.5", "use-application-dns.net", dns.TypeA, dns.RcodeNameError, "", "resolver bypass canary"},
+		// Addresses in no segment (IPv6 link-local, the WAN, a forgotten subnet) are
+		// refused, never resolved unfiltered.
+		{"fe80::1234", "example.org", dns.TypeA, dns.RcodeRefused, "", "client in no segment"},
+		{"192.0.2.9", "pornhub.com", dns.TypeAAAA, dns.RcodeRefused, "", "client in no segment"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.client+"/"+tt.name+"/"+dns.TypeToString[tt.qtype], func(t *testing.T) {
@@ -187,7 +191,7 @@ func TestBlockResponses(t *testing.T) {
 			if got := answers(m); got != tt.answer {
 				t.Errorf("answer: got %q, want %q", got, tt.answer)
 			}
-			if tt.answer == "" && (len(m.Ns) != 1 || m.Ns[0].Header().Rrtype != dns.TypeSOA) {
+			if tt.answer == "" && tt.rcode != dns.RcodeRefused && (len(m.Ns) != 1 || m.Ns[0].Header().Rrtype != dns.TypeSOA) {
 				t.Errorf("negative answer without SOA for negative caching: %v", m.Ns)
 			}
 			code, text, ok := ede(m)
@@ -271,6 +275,7 @@ func TestMalformed(t *testing.T) {
 			m := new(dns.Msg)
 			m.SetQuestion("version.bind.", dns.TypeTXT)
 			m.Question[0].Qclass = dns.ClassCHAOS
+			m.SetEdns0(1232, false)
 			return m
 		}, dns.RcodeRefused},
 	} {
@@ -280,14 +285,27 @@ func TestMalformed(t *testing.T) {
 			if w.Msg == nil || w.Msg.Rcode != tt.rcode {
 				t.Fatalf("got %v, want rcode %s", w.Msg, dns.RcodeToString[tt.rcode])
 			}
+			if _, err := w.Msg.Pack(); err != nil {
+				t.Errorf("answer does not pack: %v", err)
+			}
 		})
+	}
+	// An EDNS query is answered with EDNS even when refused (RFC 6891).
+	w := dnstest.NewRecorder(&test.ResponseWriter{RemoteIP: "10.20.0.5"})
+	q := new(dns.Msg)
+	q.SetQuestion("version.bind.", dns.TypeTXT)
+	q.Question[0].Qclass = dns.ClassCHAOS
+	q.SetEdns0(1232, false)
+	h.ServeDNS(context.Background(), w, q)
+	if w.Msg.IsEdns0() == nil {
+		t.Error("REFUSED answer to an EDNS query has no OPT record")
 	}
 	var malformed uint64
 	for _, s := range h.f.Stats() {
 		malformed += s.Malformed
 	}
-	if malformed != 4 {
-		t.Errorf("malformed counter: got %d, want 4", malformed)
+	if malformed != 5 {
+		t.Errorf("malformed counter: got %d, want 5", malformed)
 	}
 }
 
@@ -306,7 +324,7 @@ func TestEventsAndCounters(t *testing.T) {
 		"10.20.0.5,pupils,pupils,dns,facebook.com,A,block,profile,social,social,facebook.com",
 		"10.20.0.5,pupils,pupils,dns,wikipedia.org,AAAA,allow,default,,,",
 		"10.20.0.5,pupils,pupils,dns,www.google.com,A,rewrite,safesearch,,,www.google.com",
-		"192.0.2.9,,,dns,example.org,A,allow,default,,,",
+		"192.0.2.9,,,dns,example.org,A,block,nosegment,,,client in no segment",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\ngot  %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
@@ -318,7 +336,7 @@ func TestEventsAndCounters(t *testing.T) {
 	if p := stats["pupils"]; p.Queries != 3 || p.Blocked != 1 || p.Rewritten != 1 {
 		t.Errorf("pupils counters: %+v", p)
 	}
-	if u := stats["unknown"]; u.Queries != 1 {
+	if u := stats["unknown"]; u.Queries != 1 || u.Blocked != 1 {
 		t.Errorf("unknown-client counters: %+v", u)
 	}
 }

@@ -190,6 +190,11 @@ func (s *Service) Reconfigure(cfg Config) error {
 		return errors.New("dns service not started")
 	}
 	inst, err := s.inst.Restart(input(corefile))
+	if inst != nil && inst != s.inst {
+		// Caddy can hand back the new, running instance together with an error from
+		// stopping the old one: the new one is what is serving now.
+		s.inst = inst
+	}
 	if err != nil {
 		return fmt.Errorf("restarting coredns: %w", err)
 	}

@@ -45,6 +45,9 @@ const (
 	TierCanary     Tier = "canary"
 	TierSafeSearch Tier = "safesearch"
 	TierDefault    Tier = "default"
+	// TierNoSegment: the client is in no configured segment. schoolgate serves only its
+	// own segments, so such a client is refused rather than given unfiltered answers.
+	TierNoSegment Tier = "nosegment"
 )
 
 // Request is one name to judge.
@@ -189,7 +192,7 @@ func (e *Engine) decide(r Request) Decision {
 
 	p := d.Profile
 	if p == nil {
-		d.Action, d.Tier = Allow, TierDefault
+		d.Action, d.Tier, d.Rule = Block, TierNoSegment, "client in no segment"
 		d.Category, d.List = listedCategory(s, d.Name)
 		return d
 	}
@@ -349,7 +352,7 @@ func steps(d Decision, client netip.Addr) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
 	if d.Segment == "" {
-		add("client %s is in no segment: only the protected tier applies", client)
+		add("client %s is in no segment", client)
 	} else {
 		add("client %s is in segment %q", client, d.Segment)
 	}
@@ -374,7 +377,7 @@ func steps(d Decision, client netip.Addr) []string {
 	}
 	add("no active exception applies")
 	if d.Profile == nil {
-		add("allowed by default")
+		add("refused: schoolgate answers only clients in its segments (add the client's subnet to a segment)")
 		return out
 	}
 	p := d.Profile
@@ -407,6 +410,9 @@ func steps(d Decision, client netip.Addr) []string {
 
 func summary(d Decision) string {
 	who := "client in no segment"
+	if d.Tier == TierNoSegment {
+		return fmt.Sprintf("refused: %s is asked from an address in no segment", d.Name)
+	}
 	if d.Profile != nil {
 		who = fmt.Sprintf("profile %q", d.Profile.Name)
 	}

@@ -138,7 +138,8 @@ func TestDecide(t *testing.T) {
 		// exception for the staff profile does not lift it.
 		{"10.10.1.1", "www.abuse.test", Block, TierProtected, "staff", "staff", "", "abuse.test", ""},
 		{"192.0.2.7", "abuse.test", Block, TierProtected, "", "", "", "abuse.test", ""},
-		{"192.0.2.7", "pornhub.com", Allow, TierDefault, "", "", "adult", "", ""},
+		{"192.0.2.7", "pornhub.com", Block, TierNoSegment, "", "", "adult", "client in no segment", ""},
+		{"fe80::1", "example.org", Block, TierNoSegment, "", "", "", "client in no segment", ""},
 		// Exceptions: an expired one no longer applies; an active segment block applies.
 		{"10.20.1.1", "m.facebook.com", Block, TierProfile, "pupils", "pupils", "social", "facebook.com", ""},
 		{"10.40.5.9", "www.tiktok.com", Block, TierException, "library", "staff", "", "ex-library-tiktok", ""},
