@@ -205,19 +205,10 @@ func (w *writer) take() {
 	}
 }
 
+// drain writes everything still queued, at shutdown.
 func (w *writer) drain() {
-	for {
-		select {
-		case e := <-w.l.queue:
-			w.add(e)
-			if len(w.batch) >= maxBatch {
-				w.commit()
-			}
-		default:
-			w.commit()
-			return
-		}
-	}
+	w.take()
+	w.commit()
 }
 
 func normalize(e *Event) {

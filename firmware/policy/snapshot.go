@@ -24,8 +24,6 @@ type Snapshot struct {
 	devices  map[string]config.Device // by MAC
 	excepts  []exception
 	catalog  *lists.Catalog
-	built    time.Time
-	blockTTL time.Duration
 }
 
 // Segment is a compiled segment.
@@ -76,15 +74,13 @@ func Compile(cfg *config.Config, cat *lists.Catalog) (*Snapshot, error) {
 		profiles: make(map[string]*Profile, len(cfg.Profiles)),
 		devices:  make(map[string]config.Device, len(cfg.Devices)),
 		catalog:  cat,
-		built:    time.Now(),
-		blockTTL: time.Duration(cfg.DNS.BlockTTL),
 	}
 	for _, p := range cfg.Profiles {
 		cp, err := compileProfile(p)
 		if err != nil {
 			return nil, fmt.Errorf("compiling profile %q: %w", p.Name, err)
 		}
-		cp.BlockTTL = s.blockTTL
+		cp.BlockTTL = time.Duration(cfg.DNS.BlockTTL)
 		cp.BlockPageIPv4, cp.BlockPageIPv6 = cfg.DNS.BlockPageIPv4, cfg.DNS.BlockPageIPv6
 		s.profiles[p.Name] = cp
 	}
@@ -160,12 +156,6 @@ func (s *Snapshot) Catalog() *lists.Catalog { return s.catalog }
 
 // Segments returns the compiled segments in configuration order.
 func (s *Snapshot) Segments() []*Segment { return slices.Clone(s.segments) }
-
-// Profile returns the compiled profile with the given name.
-func (s *Snapshot) Profile(name string) (*Profile, bool) {
-	p, ok := s.profiles[name]
-	return p, ok
-}
 
 // SegmentFor returns the segment whose subnets hold addr (longest prefix wins).
 func (s *Snapshot) SegmentFor(addr netip.Addr) (*Segment, bool) {
