@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"sort"
+	"strings"
 	"unsafe"
 )
 
@@ -197,13 +198,21 @@ func keyOf(h uint64) uint64 {
 	return h
 }
 
+// labelBit returns the bit of a Set's label mask for names of the given number of labels;
+// names of 63 labels or more share the top bit.
+func labelBit(labels int) uint64 {
+	return 1 << min(labels, 63)
+}
+
 // suffixKeys fills keys and starts with the key and start offset of every suffix of name
-// at a label boundary, shortest first. It returns how many it wrote and false when name has
-// more such suffixes (of at most maxNameLen bytes) than keys has room for.
-func (h *hasher) suffixKeys(name string, keys []uint64, starts []uint16) (int, bool) {
+// at a label boundary whose label count is in mask (see labelBit), shortest first. It returns
+// how many it wrote and false when name has more such suffixes (of at most maxNameLen
+// bytes) than keys has room for.
+func (h *hasher) suffixKeys(name string, mask uint64, keys []uint64, starts []uint16) (int, bool) {
 	head := headWord(name)
 	st := h.k0
 	n := 0
+	labels := 0
 	lim := len(name) - maxNameLen
 	for end := len(name); ; {
 		// Labels of up to seven bytes (and whole names of up to eight) are found and
@@ -227,12 +236,15 @@ func (h *hasher) suffixKeys(name string, keys []uint64, starts []uint16) (int, b
 		// A trailing empty label (a name ending in a dot) is part of every suffix but
 		// not a suffix of its own.
 		if start < len(name) {
-			if n == len(keys) || n == len(starts) {
-				return n, false
+			labels++
+			if mask&labelBit(labels) != 0 {
+				if n == len(keys) || n == len(starts) {
+					return n, false
+				}
+				keys[n] = keyOf(st)
+				starts[n] = uint16(start)
+				n++
 			}
-			keys[n] = keyOf(st)
-			starts[n] = uint16(start)
-			n++
 		}
 		if start == 0 {
 			break
@@ -250,11 +262,15 @@ func (h *hasher) suffixKeys(name string, keys []uint64, starts []uint16) (int, b
 // Keys live in a bucketed cuckoo table: a key is in one of two buckets picked from its
 // bits, so a probe reads two independent cache lines, and Match and Lookup start the loads
 // for every suffix of a name before comparing any, so the memory latencies overlap.
+// Suffixes with a number of labels that no entry has (labels) are not probed at all: most
+// lists hold no top-level domains and nothing deeper than a few labels, so a query such as
+// "cdn.img1.a.example.co.uk" reads the buckets of three suffixes rather than six.
 type Set struct {
-	seed uint64
-	h    hasher
-	n    int
-	tbl  table
+	seed   uint64
+	h      hasher
+	n      int
+	labels uint64 // labelBit of every entry's label count, ORed
+	tbl    table
 }
 
 // A bucket is one cache line: five keys, their values, and zero padding. Slots fill from
@@ -301,10 +317,11 @@ func bucketsFor(n int) int {
 
 // SetBuilder collects names for a Set. It is not safe for concurrent use.
 type SetBuilder struct {
-	seed uint64
-	h    hasher
-	keys []uint64
-	vals []uint32
+	seed   uint64
+	h      hasher
+	labels uint64
+	keys   []uint64
+	vals   []uint32
 }
 
 // NewSetBuilder returns a builder with room for sizeHint names.
@@ -326,6 +343,7 @@ func (b *SetBuilder) Add(name string, v uint32) {
 	}
 	b.keys = append(b.keys, b.h.hashName(name))
 	b.vals = append(b.vals, v)
+	b.labels |= labelBit(strings.Count(name, ".") + 1)
 }
 
 // Len returns the number of names added so far, duplicates included.
@@ -341,7 +359,8 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 	if n > maxSetEntries {
 		panic("lists: set too large")
 	}
-	s := &Set{seed: b.seed, h: b.h}
+	s := &Set{seed: b.seed, h: b.h, labels: b.labels}
+	b.labels = 0
 	if n == 0 {
 		return s
 	}
@@ -518,22 +537,27 @@ func (s *Set) find(k uint64) (*bucket, int) {
 	return nil, -1
 }
 
-// get returns the value of key k.
+// get returns the value of key k. It compares all ten slots of both buckets without
+// branching on any one comparison: where a hit lands is random, and a mispredicted branch
+// per lookup costs more than the few extra compares.
 func (s *Set) get(k uint64) (uint32, bool) {
 	b1, b2 := bucketPair(k, uint64(len(s.tbl.b)))
-	b := &s.tbl.b[b1]
+	v1, f1 := s.tbl.b[b1].value(k)
+	v2, f2 := s.tbl.b[b2].value(k)
+	return v1 | v2, f1|f2 != 0
+}
+
+// value returns the value of key k in b and 1, or 0, 0 when b does not hold k.
+func (b *bucket) value(k uint64) (uint32, uint64) {
+	var v uint32
+	var found uint64
 	for i := range bucketSlots {
-		if b.keys[i] == k {
-			return b.vals[i], true
-		}
+		x := b.keys[i] ^ k
+		eq := ((x | -x) >> 63) ^ 1 // 1 when equal
+		v |= b.vals[i] & -uint32(eq)
+		found |= eq
 	}
-	b = &s.tbl.b[b2]
-	for i := range bucketSlots {
-		if b.keys[i] == k {
-			return b.vals[i], true
-		}
-	}
-	return 0, false
+	return v, found
 }
 
 // touch loads the first word of both buckets of every key, in a loop without branches or
@@ -570,7 +594,7 @@ func (s *Set) Match(name string, fn func(suffix string, v uint32) bool) {
 	name = trimDot(name)
 	var keys [fastSuffixes]uint64
 	var starts [fastSuffixes]uint16
-	n, ok := s.h.suffixKeys(name, keys[:], starts[:])
+	n, ok := s.h.suffixKeys(name, s.labels, keys[:], starts[:])
 	if !ok {
 		s.matchLong(name, fn)
 		return
@@ -582,7 +606,7 @@ func (s *Set) Match(name string, fn func(suffix string, v uint32) bool) {
 func (s *Set) matchLong(name string, fn func(suffix string, v uint32) bool) {
 	var keys [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n, _ := s.h.suffixKeys(name, keys[:], starts[:])
+	n, _ := s.h.suffixKeys(name, s.labels, keys[:], starts[:])
 	s.match(name, keys[:n], starts[:n], fn)
 }
 
@@ -606,7 +630,7 @@ func (s *Set) Lookup(name string) (suffix string, v uint32, ok bool) {
 	name = trimDot(name)
 	var keys [fastSuffixes]uint64
 	var starts [fastSuffixes]uint16
-	n, all := s.h.suffixKeys(name, keys[:], starts[:])
+	n, all := s.h.suffixKeys(name, s.labels, keys[:], starts[:])
 	if !all {
 		return s.lookupLong(name)
 	}
@@ -617,7 +641,7 @@ func (s *Set) Lookup(name string) (suffix string, v uint32, ok bool) {
 func (s *Set) lookupLong(name string) (string, uint32, bool) {
 	var keys [maxSuffixes]uint64
 	var starts [maxSuffixes]uint16
-	n, _ := s.h.suffixKeys(name, keys[:], starts[:])
+	n, _ := s.h.suffixKeys(name, s.labels, keys[:], starts[:])
 	return s.lookup(name, keys[:n], starts[:n])
 }
 

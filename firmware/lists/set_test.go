@@ -272,7 +272,7 @@ func TestSuffixKeys(t *testing.T) {
 		want, wantStarts := refSuffixKeys(h, name)
 		var keys [maxSuffixes]uint64
 		var starts [maxSuffixes]uint16
-		n, ok := h.suffixKeys(name, keys[:], starts[:])
+		n, ok := h.suffixKeys(name, ^uint64(0), keys[:], starts[:])
 		if !ok {
 			if len(want) <= maxSuffixes {
 				t.Fatalf("suffixKeys(%q) ran out of room", name)
@@ -339,4 +339,46 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestSetLabelMask checks that skipping suffixes whose label count no entry has never
+// hides a match: sets holding only some label counts, including a top-level domain alone,
+// a name of 64+ labels, and names whose suffixes overflow the fast path's stack arrays.
+func TestSetLabelMask(t *testing.T) {
+	deep := strings.Repeat("a.", 69) + "example"
+	tests := []struct {
+		entries []string
+		query   string
+		want    string
+	}{
+		{[]string{"example.co.uk"}, "x.y.z.example.co.uk", "example.co.uk"},
+		{[]string{"example.co.uk"}, "co.uk", ""},
+		{[]string{"uk"}, "x.y.z.example.co.uk", "uk"},
+		{[]string{"b.example.com"}, "a.b.example.com", "b.example.com"},
+		{[]string{deep}, "x." + deep, deep},
+		{[]string{deep}, deep[2:], ""},
+		{[]string{"example"}, strings.Repeat("q.", 40) + "example", "example"},
+		{[]string{"c.example", strings.Repeat("z.", 20) + "example"}, strings.Repeat("z.", 30) + "c.example", "c.example"},
+	}
+	for _, tt := range tests {
+		b := NewSetBuilder(len(tt.entries))
+		for i, e := range tt.entries {
+			b.Add(e, uint32(i+1))
+		}
+		s := b.Build(nil)
+		var buf bytes.Buffer
+		if _, err := s.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		loaded, err := ReadSet(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, set := range []*Set{s, loaded} {
+			got, _, _ := set.Lookup(tt.query)
+			if got != tt.want {
+				t.Errorf("set %v: Lookup(%.40q) = %q, want %q", tt.entries[0][:min(20, len(tt.entries[0]))], tt.query, got, tt.want)
+			}
+		}
+	}
 }

@@ -20,6 +20,7 @@ var ErrCorrupt = errors.New("corrupt snapshot")
 //	seed    uint64
 //	count   uint64, the number of keys
 //	buckets uint64
+//	labels  uint64, bit i set when some entry has i labels (bit 63: 63 or more)
 //	table   buckets × 64 bytes: 5 keys (uint64), 5 values (uint32), 4 zero bytes
 //	crc     uint32, CRC-32C of everything before it
 //
@@ -27,11 +28,12 @@ var ErrCorrupt = errors.New("corrupt snapshot")
 // one of its two buckets, slots fill from the first, empty slots are all zero, and the keys
 // add up to count. The hash function and the bucket choice are part of the version:
 // changing either means a new version. Older versions (1: sorted keys and values; 2: the
-// byte-at-a-time FNV-1a suffix hash) are refused.
+// byte-at-a-time FNV-1a suffix hash; 3: no label mask) are refused, and the list manager
+// then compiles the lists again.
 const (
 	setMagic   = "SGDSET\r\n"
-	setVersion = 3
-	headerLen  = 8 + 4 + 4 + 8 + 8 + 8
+	setVersion = 4
+	headerLen  = 8 + 4 + 4 + 8 + 8 + 8 + 8
 	bucketLen  = 64
 	chunkLen   = 4096 // buckets per read when loading
 )
@@ -46,9 +48,9 @@ func (s *Set) WriteTo(w io.Writer) (int64, error) {
 	out := io.MultiWriter(bw, crc)
 
 	var tbl []bucket
-	var seed, count uint64
+	var seed, count, labels uint64
 	if s != nil {
-		tbl, seed, count = s.tbl.b, s.seed, uint64(s.n)
+		tbl, seed, count, labels = s.tbl.b, s.seed, uint64(s.n), s.labels
 	}
 	var hdr [headerLen]byte
 	copy(hdr[:], setMagic)
@@ -57,6 +59,7 @@ func (s *Set) WriteTo(w io.Writer) (int64, error) {
 	binary.LittleEndian.PutUint64(hdr[16:], seed)
 	binary.LittleEndian.PutUint64(hdr[24:], count)
 	binary.LittleEndian.PutUint64(hdr[32:], uint64(len(tbl)))
+	binary.LittleEndian.PutUint64(hdr[40:], labels)
 	out.Write(hdr[:])
 
 	buf := make([]byte, 0, bucketLen*chunkLen)
@@ -115,9 +118,13 @@ func ReadSet(r io.Reader) (*Set, error) {
 	seed := binary.LittleEndian.Uint64(hdr[16:])
 	count := binary.LittleEndian.Uint64(hdr[24:])
 	nbuckets := binary.LittleEndian.Uint64(hdr[32:])
+	labels := binary.LittleEndian.Uint64(hdr[40:])
 	if count > maxSetEntries || count > bucketSlots*nbuckets ||
 		nbuckets > 2*uint64(bucketsFor(int(count)))+8 || (count == 0) != (nbuckets == 0) {
 		return nil, fmt.Errorf("%w: %d entries in %d buckets", ErrCorrupt, count, nbuckets)
+	}
+	if (count == 0) != (labels == 0) || labels&1 != 0 {
+		return nil, fmt.Errorf("%w: label mask %#x for %d entries", ErrCorrupt, labels, count)
 	}
 	nb := int(nbuckets)
 
@@ -157,7 +164,7 @@ func ReadSet(r io.Reader) (*Set, error) {
 	if uint64(keys) != count {
 		return nil, fmt.Errorf("%w: %d keys, header says %d", ErrCorrupt, keys, count)
 	}
-	return &Set{seed: seed, h: newHasher(seed), n: keys, tbl: table{b: tbl}}, nil
+	return &Set{seed: seed, h: newHasher(seed), n: keys, labels: labels, tbl: table{b: tbl}}, nil
 }
 
 // checkBucket checks bucket e, number i of nb, and returns how many keys it holds.
