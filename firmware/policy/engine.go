@@ -48,6 +48,10 @@ const (
 	// TierNoSegment: the client is in no configured segment. schoolgate serves only its
 	// own segments, so such a client is refused rather than given unfiltered answers.
 	TierNoSegment Tier = "nosegment"
+	// TierNoName: a connection whose server name could not be read (TLS without SNI, a
+	// handshake that did not arrive in time, not TLS at all on port 443), judged by the
+	// profile's no_sni setting.
+	TierNoName Tier = "noname"
 )
 
 // Request is one name to judge.
@@ -134,6 +138,21 @@ func (e *Engine) Snapshot() *Snapshot { return e.snap.Load() }
 // Decide judges one request. It is the hot path of DNS and SNI filtering: no I/O, no locks.
 func (e *Engine) Decide(r Request) Decision {
 	return e.decide(r)
+}
+
+// DecideUnnamed judges a connection whose server name could not be read; why says what
+// was seen instead (e.g. "no SNI", "not TLS", "timeout") and becomes the decision's Rule.
+// Exceptions do not apply (they are for names), nor does the protected tier (no name can
+// match it): the profile's no_sni setting decides, and a client in no segment is blocked.
+func (e *Engine) DecideUnnamed(r Request, why string) Decision {
+	r.Name = ""
+	d := e.decide(r)
+	d.Tier, d.Rule, d.Category, d.List, d.Rewrite = TierNoName, why, "", "", ""
+	d.Action = Block
+	if d.Profile != nil && d.Profile.Config.NoSNI == "allow" {
+		d.Action = Allow
+	}
+	return d
 }
 
 // Explanation is a decision with the trail of checks that led to it, for people.

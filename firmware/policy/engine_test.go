@@ -40,6 +40,7 @@ profiles:
     safe_search: "off"
     youtube: "off"
     bypass: {canaries: false}
+    no_sni: allow
 lists:
   - {name: adult, file: adult.txt, format: domains, category: adult}
   - {name: social, file: social.txt, format: domains, category: social}
@@ -280,5 +281,23 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Decide(req)
+	}
+}
+
+func TestDecideUnnamed(t *testing.T) {
+	e := newTestEngine(t, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	tests := []struct {
+		client string
+		want   Action
+	}{
+		{"10.10.0.5", Block}, // staff: no_sni defaults to block
+		{"10.30.0.5", Allow}, // guest: no_sni allow
+		{"192.0.2.1", Block}, // no segment
+	}
+	for _, tt := range tests {
+		d := e.DecideUnnamed(Request{Client: netip.MustParseAddr(tt.client)}, "no SNI")
+		if d.Action != tt.want || d.Tier != TierNoName || d.Rule != "no SNI" {
+			t.Errorf("DecideUnnamed(%s) = %v %v %q, want %v noname", tt.client, d.Action, d.Tier, d.Rule, tt.want)
+		}
 	}
 }

@@ -1,0 +1,232 @@
+package nfq
+
+import (
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/schoolgate/schoolgate/datapath/sni"
+)
+
+// kind is what a flow is read as, from its protocol and server port.
+type kind uint8
+
+const (
+	kindTLS  kind = iota // TCP 443: TLS ClientHello SNI
+	kindHTTP             // TCP 80: HTTP Host header
+	kindQUIC             // UDP 443: QUIC Initial SNI
+)
+
+func (k kind) source() string {
+	switch k {
+	case kindHTTP:
+		return "http"
+	case kindQUIC:
+		return "quic"
+	}
+	return "sni"
+}
+
+func kindOf(f Flow) (kind, bool) {
+	switch {
+	case f.Proto == protoTCP && f.Server.Port() == 443:
+		return kindTLS, true
+	case f.Proto == protoTCP && f.Server.Port() == 80:
+		return kindHTTP, true
+	case f.Proto == protoUDP && f.Server.Port() == 443:
+		return kindQUIC, true
+	}
+	return 0, false
+}
+
+// Why a flow ended without a name; these become the decision's rule and the event's.
+const (
+	whyNoName    = "no server name"
+	whyNotTLS    = "not TLS"
+	whyNotQUIC   = "not QUIC"
+	whyNotHTTP   = "not HTTP"
+	whyMalformed = "malformed handshake"
+	whyTimeout   = "name not seen in time"
+	whyOverload  = "slow path overloaded"
+	whyOther     = "not TCP 443/80 or UDP 443"
+)
+
+// Limits on what one flow may make us hold: a ClientHello is at most sni.MaxHelloLen, and
+// post-quantum hellos take two or three segments, so these leave room for retransmissions
+// without letting a hostile client park memory.
+const (
+	maxSegments = 16
+	maxHeld     = 32
+)
+
+// outcome is a flow the tracker is done with: the name it found (or why not), and the
+// queued packets waiting for the verdict.
+type outcome struct {
+	flow  Flow
+	kind  kind
+	name  string // "" when unreadable; why says why
+	why   string
+	ech   bool
+	ids   []uint64
+	first time.Time
+}
+
+// segment is TCP payload held until the stream from the first byte is readable.
+type segment struct {
+	seq  uint32
+	data []byte
+}
+
+// pending is a flow whose name is not known yet.
+type pending struct {
+	kind  kind
+	first time.Time
+	ids   []uint64
+	segs  []segment // TCP, sorted by sequence number
+	quic  sni.QUICFlow
+}
+
+// tracker holds flows until their name is readable. It is pure logic, with no kernel in
+// it, so every path through it is tested and fuzzed directly; queue_linux.go feeds it.
+// It is not safe for concurrent use.
+type tracker struct {
+	timeout  time.Duration
+	maxFlows int
+	flows    map[Flow]*pending
+}
+
+func newTracker(timeout time.Duration, maxFlows int) *tracker {
+	return &tracker{timeout: timeout, maxFlows: maxFlows, flows: make(map[Flow]*pending)}
+}
+
+// add takes one queued packet, identified by id (the caller's: queue and packet id). It returns an outcome when the flow is decided by this
+// packet (its name is now known, or can never be), or nil while the packet is held.
+func (t *tracker) add(id uint64, p packet, now time.Time) *outcome {
+	k, ok := kindOf(p.flow)
+	if !ok {
+		return &outcome{flow: p.flow, why: whyOther, ids: []uint64{id}, first: now}
+	}
+	pf := t.flows[p.flow]
+	if pf == nil {
+		if len(t.flows) >= t.maxFlows {
+			return &outcome{flow: p.flow, kind: k, why: whyOverload, ids: []uint64{id}, first: now}
+		}
+		pf = &pending{kind: k, first: now}
+		t.flows[p.flow] = pf
+	}
+	pf.ids = append(pf.ids, id)
+	name, ech, why, done := pf.feed(p)
+	if !done && len(pf.ids) >= maxHeld {
+		done, why = true, whyMalformed
+	}
+	if !done {
+		return nil
+	}
+	delete(t.flows, p.flow)
+	return &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, ids: pf.ids, first: pf.first}
+}
+
+// expire ends flows held longer than the timeout: their name did not come in time.
+func (t *tracker) expire(now time.Time) []*outcome {
+	var out []*outcome
+	for f, pf := range t.flows {
+		if now.Sub(pf.first) >= t.timeout {
+			delete(t.flows, f)
+			out = append(out, &outcome{flow: f, kind: pf.kind, why: whyTimeout, ids: pf.ids, first: pf.first})
+		}
+	}
+	return out
+}
+
+// feed adds a packet's payload and tries to read the name. done is false while more
+// packets are needed.
+func (pf *pending) feed(p packet) (name string, ech bool, why string, done bool) {
+	if pf.kind == kindQUIC {
+		h, err := pf.quic.Add(p.payload)
+		return result(h, err, whyNotQUIC)
+	}
+	if len(p.payload) == 0 {
+		return "", false, "", false
+	}
+	if !pf.insert(p.seq, p.payload) {
+		return "", false, whyMalformed, true
+	}
+	stream := pf.stream()
+	var h sni.Hello
+	var err error
+	notIt := whyNotTLS
+	if pf.kind == kindHTTP {
+		notIt = whyNotHTTP
+		h.ServerName, err = sni.ParseHTTPHost(stream)
+	} else {
+		h, err = sni.ParseClientHello(stream)
+	}
+	// The first segment we hold may not be the stream's first (the kernel queued a
+	// retransmission or a reordered segment): what does not parse yet may parse once an
+	// earlier segment arrives, so wait until the timeout says otherwise.
+	if (errors.Is(err, sni.ErrNotTLS) || errors.Is(err, sni.ErrNotHTTP)) && len(pf.segs) == 1 && len(pf.ids) < 3 {
+		return "", false, "", false
+	}
+	return result(h, err, notIt)
+}
+
+func result(h sni.Hello, err error, notIt string) (string, bool, string, bool) {
+	switch {
+	case err == nil && h.ServerName == "":
+		return "", h.ECH, whyNoName, true
+	case err == nil:
+		return h.ServerName, h.ECH, "", true
+	case errors.Is(err, sni.ErrIncomplete):
+		return "", false, "", false
+	case errors.Is(err, sni.ErrNotTLS), errors.Is(err, sni.ErrNotQUIC), errors.Is(err, sni.ErrNotHTTP):
+		return "", false, notIt, true
+	}
+	return "", false, whyMalformed, true
+}
+
+// insert keeps a TCP segment in sequence order. Duplicates (retransmissions) are dropped;
+// overlaps are trimmed to what is new. It reports false when the flow holds too much.
+func (pf *pending) insert(seq uint32, data []byte) bool {
+	for _, s := range pf.segs {
+		if s.seq == seq && len(s.data) >= len(data) {
+			return true // a retransmission of what we hold
+		}
+	}
+	if len(pf.segs) >= maxSegments || pf.bytes()+len(data) > sni.MaxHelloLen+sni.MaxHeadLen {
+		return false
+	}
+	pf.segs = append(pf.segs, segment{seq: seq, data: append([]byte(nil), data...)})
+	// Sequence numbers wrap: compare by signed distance from the first segment's.
+	base := pf.segs[0].seq
+	sort.SliceStable(pf.segs, func(i, j int) bool {
+		return int32(pf.segs[i].seq-base) < int32(pf.segs[j].seq-base)
+	})
+	return true
+}
+
+func (pf *pending) bytes() int {
+	n := 0
+	for _, s := range pf.segs {
+		n += len(s.data)
+	}
+	return n
+}
+
+// stream returns the contiguous bytes from the lowest held sequence number.
+func (pf *pending) stream() []byte {
+	if len(pf.segs) == 1 {
+		return pf.segs[0].data
+	}
+	start := pf.segs[0].seq
+	out := make([]byte, 0, pf.bytes())
+	for _, s := range pf.segs {
+		off := int(int32(s.seq - start))
+		if off > len(out) {
+			break // a gap: the rest waits for the missing segment
+		}
+		if end := off + len(s.data); end > len(out) {
+			out = append(out, s.data[len(out)-off:]...)
+		}
+	}
+	return out
+}
