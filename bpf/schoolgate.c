@@ -125,6 +125,7 @@ struct pkt {
 	__u8 proto;         /* upper-layer protocol, after IPv6 extension headers */
 	__u8 has_ports;
 	__u8 payload;    /* TCP segment carries data */
+	__u8 tcp_rst;    /* TCP segment has RST set */
 	__u8 icmp6_type; /* valid when proto is ICMPv6 and the header is present */
 };
 
@@ -173,6 +174,7 @@ static __always_inline void parse_l4(struct pkt *p, void *l4, void *data_end, __
 		p->dport = bpf_ntohs(th->dest);
 		p->has_ports = 1;
 		p->payload = ip_payload > (__s32)((th->doff_res >> 4) * 4);
+		p->tcp_rst = (th->flags & 0x04) != 0;
 	} else if (p->proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4;
 
@@ -467,7 +469,11 @@ int segment_egress(struct __sk_buff *skb)
 	k.server_port = p.sport;
 	k.proto = p.proto;
 	f = bpf_map_lookup_elem(&flows, &k);
-	if (f && f->verdict == VERDICT_BLOCK) {
+	/*
+	 * The reset the nftables table sends for a blocked TCP flow travels this way too, as
+	 * if from the server: it must reach the client, or the client waits for a timeout.
+	 */
+	if (f && f->verdict == VERDICT_BLOCK && !p.tcp_rst) {
 		count_drop(c, REASON_FLOW);
 		return TC_ACT_SHOT;
 	}

@@ -28,7 +28,7 @@ func FuzzSlowPath(f *testing.F) {
 			}
 			id++
 			held[id] = true
-			if o := tr.add(id, p, now); o != nil {
+			if o := tr.add(id, p, "", now); o != nil {
 				for _, x := range o.ids {
 					delete(held, x)
 				}

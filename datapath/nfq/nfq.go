@@ -99,8 +99,8 @@ func (c *Config) defaults() {
 }
 
 // judge decides an outcome: the policy decision and whether the flow may pass.
-func judge(pol Decider, o *outcome, mac string, failOpen bool) (policy.Decision, bool) {
-	req := policy.Request{Client: o.flow.Client.Addr().Unmap(), MAC: mac, Name: o.name}
+func judge(pol Decider, o *outcome, failOpen bool) (policy.Decision, bool) {
+	req := policy.Request{Client: o.flow.Client.Addr().Unmap(), MAC: o.mac, Name: o.name}
 	var d policy.Decision
 	if o.name == "" {
 		d = pol.DecideUnnamed(req, o.why)

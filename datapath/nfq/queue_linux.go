@@ -120,10 +120,10 @@ func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
 		s.release(id, p.flow, v.allow)
 		return
 	}
-	o := s.tr.add(id, p, now)
+	o := s.tr.add(id, p, mac, now)
 	s.mu.Unlock()
 	if o != nil {
-		s.finish(o, mac, now)
+		s.finish(o, now)
 	}
 }
 
@@ -147,7 +147,7 @@ func (s *Slowpath) sweep(ctx context.Context) {
 			s.mu.Unlock()
 			for _, o := range expired {
 				s.cnt.timeouts.Add(1)
-				s.finish(o, "", now)
+				s.finish(o, now)
 			}
 		}
 	}
@@ -156,8 +156,8 @@ func (s *Slowpath) sweep(ctx context.Context) {
 // finish judges a flow, writes the verdict to the kernel, records the event and releases
 // the held packets. The flow map is written first, so that packets after the held ones
 // stay in the kernel.
-func (s *Slowpath) finish(o *outcome, mac string, now time.Time) {
-	d, allow := judge(s.cfg.Policy, o, mac, s.cfg.FailOpen)
+func (s *Slowpath) finish(o *outcome, now time.Time) {
+	d, allow := judge(s.cfg.Policy, o, s.cfg.FailOpen)
 	s.cnt.flows.Add(1)
 	if o.why == whyOverload {
 		s.cnt.overloads.Add(1)

@@ -67,6 +67,7 @@ type outcome struct {
 	name  string // "" when unreadable; why says why
 	why   string
 	ech   bool
+	mac   string // the client's MAC, from the first packet that carried one
 	ids   []uint64
 	first time.Time
 }
@@ -81,6 +82,7 @@ type segment struct {
 type pending struct {
 	kind  kind
 	first time.Time
+	mac   string
 	ids   []uint64
 	segs  []segment // TCP, sorted by sequence number
 	quic  sni.QUICFlow
@@ -101,20 +103,23 @@ func newTracker(timeout time.Duration, maxFlows int) *tracker {
 
 // add takes one queued packet, identified by id (the caller's: queue and packet id). It returns an outcome when the flow is decided by this
 // packet (its name is now known, or can never be), or nil while the packet is held.
-func (t *tracker) add(id uint64, p packet, now time.Time) *outcome {
+func (t *tracker) add(id uint64, p packet, mac string, now time.Time) *outcome {
 	k, ok := kindOf(p.flow)
 	if !ok {
-		return &outcome{flow: p.flow, why: whyOther, ids: []uint64{id}, first: now}
+		return &outcome{flow: p.flow, why: whyOther, mac: mac, ids: []uint64{id}, first: now}
 	}
 	pf := t.flows[p.flow]
 	if pf == nil {
 		if len(t.flows) >= t.maxFlows {
-			return &outcome{flow: p.flow, kind: k, why: whyOverload, ids: []uint64{id}, first: now}
+			return &outcome{flow: p.flow, kind: k, why: whyOverload, mac: mac, ids: []uint64{id}, first: now}
 		}
 		pf = &pending{kind: k, first: now}
 		t.flows[p.flow] = pf
 	}
 	pf.ids = append(pf.ids, id)
+	if pf.mac == "" {
+		pf.mac = mac
+	}
 	name, ech, why, done := pf.feed(p)
 	if !done && len(pf.ids) >= maxHeld {
 		done, why = true, whyMalformed
@@ -123,7 +128,7 @@ func (t *tracker) add(id uint64, p packet, now time.Time) *outcome {
 		return nil
 	}
 	delete(t.flows, p.flow)
-	return &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, ids: pf.ids, first: pf.first}
+	return &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, mac: pf.mac, ids: pf.ids, first: pf.first}
 }
 
 // expire ends flows held longer than the timeout: their name did not come in time.
@@ -132,7 +137,7 @@ func (t *tracker) expire(now time.Time) []*outcome {
 	for f, pf := range t.flows {
 		if now.Sub(pf.first) >= t.timeout {
 			delete(t.flows, f)
-			out = append(out, &outcome{flow: f, kind: pf.kind, why: whyTimeout, ids: pf.ids, first: pf.first})
+			out = append(out, &outcome{flow: f, kind: pf.kind, why: whyTimeout, mac: pf.mac, ids: pf.ids, first: pf.first})
 		}
 	}
 	return out

@@ -64,7 +64,7 @@ func TestTrackerTLS(t *testing.T) {
 			tr := newTracker(time.Second, 10)
 			for i, p := range tt.packets {
 				p.flow = testFlow
-				o := tr.add(uint64(i), p, now)
+				o := tr.add(uint64(i), p, "", now)
 				if i < tt.wantAt {
 					if o != nil {
 						t.Fatalf("packet %d ended the flow early: %+v", i, o)
@@ -90,7 +90,7 @@ func TestTrackerUnnamed(t *testing.T) {
 	noSNI := clientHello(t, "")
 	tr := newTracker(time.Second, 2)
 
-	if o := tr.add(1, packet{flow: testFlow, seq: 1, payload: noSNI}, now); o == nil || o.name != "" || o.why != whyNoName {
+	if o := tr.add(1, packet{flow: testFlow, seq: 1, payload: noSNI}, "", now); o == nil || o.name != "" || o.why != whyNoName {
 		t.Errorf("no-SNI hello: %+v", o)
 	}
 
@@ -99,17 +99,17 @@ func TestTrackerUnnamed(t *testing.T) {
 	f := testFlow
 	f.Client = netip.MustParseAddrPort("10.20.0.2:40001")
 	junk := []byte("SSH-2.0-OpenSSH_9.6\r\n")
-	if o := tr.add(2, packet{flow: f, seq: 1, payload: junk}, now); o != nil {
+	if o := tr.add(2, packet{flow: f, seq: 1, payload: junk}, "", now); o != nil {
 		t.Fatalf("first non-TLS segment decided at once: %+v", o)
 	}
-	if o := tr.add(3, packet{flow: f, seq: 100, payload: junk}, now); o == nil || o.why != whyNotTLS || len(o.ids) != 2 {
+	if o := tr.add(3, packet{flow: f, seq: 100, payload: junk}, "", now); o == nil || o.why != whyNotTLS || len(o.ids) != 2 {
 		t.Errorf("non-TLS flow: %+v", o)
 	}
 
 	// Half a hello, then silence: the sweep ends it.
 	hello := clientHello(t, "example.com")
 	f.Client = netip.MustParseAddrPort("10.20.0.2:40002")
-	if o := tr.add(4, packet{flow: f, seq: 1, payload: hello[:1000]}, now); o != nil {
+	if o := tr.add(4, packet{flow: f, seq: 1, payload: hello[:1000]}, "", now); o != nil {
 		t.Fatalf("half a hello decided: %+v", o)
 	}
 	if out := tr.expire(now.Add(500 * time.Millisecond)); len(out) != 0 {
@@ -123,10 +123,10 @@ func TestTrackerUnnamed(t *testing.T) {
 	// Full tracker: the next flow is decided by the failure mode at once.
 	for i := range 2 {
 		f.Client = netip.AddrPortFrom(f.Client.Addr(), uint16(50000+i))
-		tr.add(uint64(10+i), packet{flow: f, seq: 1, payload: hello[:10]}, now)
+		tr.add(uint64(10+i), packet{flow: f, seq: 1, payload: hello[:10]}, "", now)
 	}
 	f.Client = netip.MustParseAddrPort("10.20.0.2:40009")
-	if o := tr.add(20, packet{flow: f, seq: 1, payload: hello[:10]}, now); o == nil || o.why != whyOverload {
+	if o := tr.add(20, packet{flow: f, seq: 1, payload: hello[:10]}, "", now); o == nil || o.why != whyOverload {
 		t.Errorf("over the limit: %+v", o)
 	}
 }
@@ -136,10 +136,10 @@ func TestTrackerHTTP(t *testing.T) {
 	f.Server = netip.MustParseAddrPort("203.0.113.100:80")
 	tr := newTracker(time.Second, 10)
 	req := []byte("GET / HTTP/1.1\r\nHost: Blocked.Example:80\r\nUser-Agent: curl\r\n\r\n")
-	if o := tr.add(1, packet{flow: f, seq: 7, payload: req[:20]}, time.Now()); o != nil {
+	if o := tr.add(1, packet{flow: f, seq: 7, payload: req[:20]}, "", time.Now()); o != nil {
 		t.Fatalf("partial request decided: %+v", o)
 	}
-	o := tr.add(2, packet{flow: f, seq: 27, payload: req[20:]}, time.Now())
+	o := tr.add(2, packet{flow: f, seq: 27, payload: req[20:]}, "", time.Now())
 	if o == nil || o.name != "blocked.example" || o.kind != kindHTTP || o.kind.source() != "http" {
 		t.Errorf("HTTP: %+v", o)
 	}

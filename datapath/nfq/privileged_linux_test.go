@@ -1,0 +1,263 @@
+package nfq
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/schoolgate/schoolgate/datapath/filter"
+	"github.com/schoolgate/schoolgate/datapath/internal/nettest"
+	"github.com/schoolgate/schoolgate/datapath/neigh"
+	"github.com/schoolgate/schoolgate/datapath/netcfg"
+	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/lists"
+	"github.com/schoolgate/schoolgate/firmware/policy"
+)
+
+func init() { runtime.LockOSThread() }
+
+var pinCounter atomic.Int32
+
+const pathConfig = `
+dns: {upstreams: [{address: "203.0.113.53:53"}]}
+segments:
+  - {name: staff,  interface: seg-staff, subnets: [10.10.0.0/24, "fd00:10::/64"], profile: staff}
+  - {name: pupil,  interface: seg-pupil, subnets: [10.20.0.0/24, "fd00:20::/64"], profile: pupils}
+  - {name: guest,  interface: seg-guest, subnets: [10.30.0.0/24, "fd00:30::/64"], profile: guest, guest: true}
+profiles:
+  - {name: staff, block: [staffblocked.test]}
+  - {name: pupils, block: [blocked.test]}
+  - {name: guest, block: [blocked.test], no_sni: allow}
+`
+
+type events struct {
+	mu sync.Mutex
+	ev []eventlog.Event
+}
+
+func (e *events) Record(ev eventlog.Event) { e.mu.Lock(); e.ev = append(e.ev, ev); e.mu.Unlock() }
+
+func (e *events) find(source, name, action string) (eventlog.Event, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ev := range e.ev {
+		if ev.Source == source && ev.Name == name && ev.Action == action {
+			return ev, true
+		}
+	}
+	return eventlog.Event{}, false
+}
+
+// flowMap writes the slow path's verdicts into the fast path's map.
+type flowMap struct {
+	f        *filter.Filter
+	profiles map[string]uint16
+}
+
+func (m flowMap) SetFlowVerdict(fl Flow, allow bool, d policy.Decision) error {
+	return m.f.SetVerdict(filter.FlowKey{Client: fl.Client, Server: fl.Server, Proto: fl.Proto}, allow, m.profiles[d.ProfileName()])
+}
+
+// packetPath is a running appliance without the daemon: the gateway's nftables table, the
+// fast path on every segment and the slow path, judging with a real policy engine.
+type packetPath struct {
+	topo   *nettest.Topology
+	inet   *nettest.Inet
+	filter *filter.Filter
+	slow   *Slowpath
+	events *events
+}
+
+func startPacketPath(t *testing.T) *packetPath {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces, eBPF and nfqueue")
+	}
+	topo := nettest.New(t, nettest.Spec{})
+	zone := nettest.Zone{
+		"blocked.test":      topo.InetAddrs(0),
+		"allowed.test":      topo.InetAddrs(1),
+		"staffblocked.test": topo.InetAddrs(2),
+	}
+	pp := &packetPath{topo: topo, inet: topo.StartInet(t, zone), events: &events{}}
+
+	cfg, err := config.Load([]byte(pathConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := lists.NewSetBuilder(0).Build(nil)
+	snap, err := policy.Compile(cfg, &lists.Catalog{Domains: empty, Protected: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Packets a client's kernel sent as one GSO batch reach the queue without their
+	// Ethernet header, so the MAC comes from the neighbour table, as in the daemon.
+	neighbours := neigh.New(neigh.Config{})
+	engine, err := policy.New(policy.Config{Snapshot: snap, MACs: neighbours})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	profiles := map[string]uint16{"staff": 0, "pupils": 1, "guest": 2}
+	pin := fmt.Sprintf("/sys/fs/bpf/schoolgate-nfqtest-%d-%d", os.Getpid(), pinCounter.Add(1))
+	err = topo.Appliance.Do(func() error {
+		if err := neighbours.Start(context.Background()); err != nil {
+			return err
+		}
+		t.Cleanup(func() { neighbours.Close() })
+		var segs []netcfg.Segment
+		for _, s := range cfg.Segments {
+			ts := topo.Segments[s.Name]
+			segs = append(segs, netcfg.Segment{Name: s.Name, Interface: ts.Interface,
+				Gateway: []netip.Prefix{ts.Gateway4, ts.Gateway6}, Guest: s.Guest, Admin: s.Name == "staff"})
+		}
+		gw, err := netcfg.New(netcfg.Config{WAN: topo.WAN.Interface, Segments: segs, DNSPort: 53,
+			Queue:    netcfg.Queue{Num: 0, Count: 1},
+			MarkMask: filter.MarkMask, MarkQueue: filter.MarkQueue, MarkBlock: filter.MarkBlock})
+		if err != nil {
+			return err
+		}
+		if err := gw.Apply(); err != nil {
+			return err
+		}
+		t.Cleanup(func() { gw.Remove(); gw.Close() })
+
+		f, err := filter.New(filter.Config{PinPath: pin})
+		if err != nil {
+			return err
+		}
+		pp.filter = f
+		t.Cleanup(func() { f.Remove() })
+		if err := f.SetProfiles(map[uint16]filter.Profile{0: {}, 1: {BlockDoT: true}, 2: {BlockDoT: true}}); err != nil {
+			return err
+		}
+		for i, s := range cfg.Segments {
+			if err := f.AttachSegment(topo.Segments[s.Name].Interface, filter.Segment{ID: uint16(i + 1), Profile: profiles[s.Profile], Guest: s.Guest}); err != nil {
+				return err
+			}
+		}
+		if err := f.AttachWAN(topo.WAN.Interface); err != nil {
+			return err
+		}
+
+		slow, err := New(Config{Policy: engine, Flows: flowMap{f, profiles}, Events: pp.events,
+			MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock})
+		if err != nil {
+			return err
+		}
+		pp.slow = slow
+		t.Cleanup(func() { slow.Close() })
+		return slow.Start(context.Background())
+	})
+	if err != nil {
+		t.Fatalf("starting the packet path: %v", err)
+	}
+	return pp
+}
+
+// get fetches url from a client namespace, connecting to addr whatever the name.
+func (pp *packetPath) get(client, url string, addr netip.Addr, h3 bool) (string, error) {
+	ns := pp.topo.Clients[client]
+	host := strings.Split(strings.TrimPrefix(strings.TrimPrefix(url, "https://"), "http://"), "/")[0]
+	opts := nettest.ClientOptions{TLS: pp.inet.TLSConfig(), Hosts: map[string]netip.Addr{host: addr}, Timeout: 3 * time.Second}
+	c := ns.HTTPClient(opts)
+	if h3 {
+		var closeFn func() error
+		var err error
+		if c, closeFn, err = ns.HTTP3Client(opts); err != nil {
+			return "", err
+		}
+		defer closeFn()
+	}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// TestPrivilegedSNIFiltering: clients that skip DNS and connect straight to an address
+// (curl --resolve) are judged by the name in their handshake: TLS with Go's post-quantum
+// two-segment ClientHello over IPv4 and IPv6, QUIC, and plain HTTP.
+func TestPrivilegedSNIFiltering(t *testing.T) {
+	pp := startPacketPath(t)
+	blocked := pp.inet.Addrs("blocked.test")
+	allowed := pp.inet.Addrs("allowed.test")
+	tests := []struct {
+		client, url string
+		addr        netip.Addr
+		h3          bool
+		ok          bool
+	}{
+		{"pupil", "https://allowed.test/", allowed[0], false, true},
+		{"pupil", "https://blocked.test/", blocked[0], false, false},
+		{"pupil", "https://blocked.test/", blocked[1], false, false}, // IPv6
+		{"pupil", "https://allowed.test/", allowed[1], false, true},
+		{"staff", "https://blocked.test/", blocked[0], false, true},
+		{"staff", "https://staffblocked.test/", pp.inet.Addrs("staffblocked.test")[0], false, false},
+		{"pupil", "https://allowed.test/", allowed[0], true, true}, // QUIC
+		{"pupil", "https://blocked.test/", blocked[0], true, false},
+		{"pupil", "http://allowed.test/", allowed[0], false, true}, // HTTP Host
+		{"pupil", "http://blocked.test/", blocked[0], false, false},
+	}
+	for _, tt := range tests {
+		name := fmt.Sprintf("%s %s %v h3=%v", tt.client, tt.url, tt.addr, tt.h3)
+		start := time.Now()
+		body, err := pp.get(tt.client, tt.url, tt.addr, tt.h3)
+		took := time.Since(start)
+		host := strings.Split(strings.SplitN(tt.url, "//", 2)[1], "/")[0]
+		switch {
+		case tt.ok && (err != nil || !strings.Contains(body, "hello from "+host)):
+			t.Errorf("%s: want success, got %q, %v", name, body, err)
+		case !tt.ok && err == nil:
+			t.Errorf("%s: want blocked, got %q", name, body)
+		case !tt.ok && !tt.h3 && took > time.Second:
+			t.Errorf("%s: blocked after %v, want a reset within a second", name, took)
+		}
+	}
+
+	// Every decision is an event with segment, profile and the device's MAC.
+	pupilMAC := pp.topo.Segments["pupil"].ClientMAC.String()
+	for _, want := range []struct{ source, name, action string }{
+		{"sni", "blocked.test", "block"}, {"sni", "allowed.test", "allow"},
+		{"quic", "blocked.test", "block"}, {"quic", "allowed.test", "allow"},
+		{"http", "blocked.test", "block"},
+	} {
+		ev, ok := pp.events.find(want.source, want.name, want.action)
+		if !ok {
+			t.Errorf("no %s event for %s %s", want.source, want.action, want.name)
+			continue
+		}
+		if ev.Segment != "pupil" || ev.Profile != "pupils" || ev.MAC != pupilMAC {
+			t.Errorf("%s event: segment %q profile %q MAC %q, want pupil/pupils/%s", want.source, ev.Segment, ev.Profile, ev.MAC, pupilMAC)
+		}
+	}
+
+	// After the first verdict, a flow stays in the kernel: a large download from an
+	// allowed name hands the slow path only its first packets.
+	before := pp.slow.Stats().Packets
+	body, err := pp.get("staff", "https://allowed.test/", allowed[0], false)
+	if err != nil || !strings.Contains(body, "hello from") {
+		t.Fatalf("staff allowed.test: %q, %v", body, err)
+	}
+	stats, err := pp.filter.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pp.slow.Stats().Packets - before; got == 0 || got > 3 {
+		t.Errorf("slow path saw %d packets of one HTTPS request, want 1–3 (the ClientHello)", got)
+	}
+	if stats[1].FlowHits == 0 {
+		t.Errorf("staff segment: no fast-path flow hits: %+v", stats[1])
+	}
+}
