@@ -35,6 +35,11 @@ type Appliance struct {
 	// FailureMode is what new flows get when the slow path cannot judge them (queue full,
 	// daemon absent): "closed" (drop, default) or "open" (pass).
 	FailureMode string `yaml:"failure_mode,omitempty"`
+	// WAN is the interface facing the school's internet router. With it (and segments on
+	// interfaces or VLANs), schoolgate is the gateway: it sets up the segments, NAT, the
+	// DNS redirect and the packet path (eBPF and nfqueue; needs root). Without it,
+	// schoolgate filters DNS only, as in the demo.
+	WAN string `yaml:"wan,omitempty"`
 }
 
 // DNS configures the resolver.
@@ -68,6 +73,9 @@ type Upstream struct {
 // HTTP configures the web UI and JSON API listener.
 type HTTP struct {
 	Listen string `yaml:"listen,omitempty"` // default "127.0.0.1:8080"
+	// AdminSegments are the segments whose clients may reach the web UI. Default: the
+	// segment named "staff", if there is one. Guest segments never can.
+	AdminSegments []string `yaml:"admin_segments,omitempty"`
 }
 
 // Segment is one L2 network behind the appliance.

@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 	v.appliance()
 	v.dns()
 	v.listen("http.listen", c.HTTP.Listen)
+	v.adminSegments()
 	v.profiles()
 	v.segments()
 	v.devices()
@@ -168,6 +169,27 @@ func (v *validator) appliance() {
 		}
 	}
 	v.enum("appliance.failure_mode", a.FailureMode, FailClosed, FailOpen)
+	if a.WAN != "" {
+		v.ifname("appliance.wan", a.WAN)
+		for i, s := range v.c.Segments {
+			if s.Interface == a.WAN || s.Trunk == a.WAN {
+				v.add("appliance.wan", "%s is also segment %q's interface (segments[%d]); the WAN must be a port of its own", a.WAN, s.Name, i)
+			}
+		}
+	}
+}
+
+func (v *validator) adminSegments() {
+	for i, name := range v.c.HTTP.AdminSegments {
+		path := fmt.Sprintf("http.admin_segments[%d]", i)
+		j := slices.IndexFunc(v.c.Segments, func(s Segment) bool { return s.Name == name })
+		switch {
+		case j < 0:
+			v.add(path, "no segment is named %q", name)
+		case v.c.Segments[j].Guest:
+			v.add(path, "%q is a guest segment; guests never reach the web UI", name)
+		}
+	}
 }
 
 func (v *validator) dns() {
