@@ -24,7 +24,7 @@ import (
 )
 
 // daemon holds the running components. They are started in dependency order (event log,
-// lists, policy, DNS, HTTP) and closed in reverse.
+// lists, policy, DNS, packet path, HTTP) and closed in reverse.
 type daemon struct {
 	opts    options
 	logger  *slog.Logger
@@ -34,6 +34,7 @@ type daemon struct {
 	engine *policy.Engine
 	filter *dnsfilter.Filter
 	dns    *dnssvc.Service
+	gw     *gateway // nil when the configuration names no WAN: DNS filtering only
 	http   *webui.Server
 
 	mu          sync.Mutex // guards what a reload or a list update replaces
@@ -141,7 +142,8 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("compiling policy: %w", err)
 	}
-	if d.engine, err = policy.New(policy.Config{Snapshot: snap}); err != nil {
+	d.gw = newGateway(cfg, d.logger)
+	if d.engine, err = policy.New(policy.Config{Snapshot: snap, MACs: d.gw.macs()}); err != nil {
 		return err
 	}
 	if err := d.lists.Start(ctx); err != nil {
@@ -158,6 +160,9 @@ func (d *daemon) start(ctx context.Context) error {
 		return fmt.Errorf("configuring dns: %w", err)
 	}
 	if err := d.dns.Start(ctx); err != nil {
+		return err
+	}
+	if err := d.gw.start(ctx, cfg, cat, d.engine, d.events); err != nil {
 		return err
 	}
 
@@ -219,6 +224,13 @@ func (d *daemon) reload(ctx context.Context) (err error) {
 		m.Close()
 		return fmt.Errorf("reconfiguring dns: %w", err)
 	}
+	if err := d.gw.apply(cfg, cat); err != nil {
+		m.Close()
+		return fmt.Errorf("reconfiguring the packet path: %w", err)
+	}
+	if (d.gw == nil) != (cfg.Appliance.WAN == "") {
+		d.logger.Warn("appliance.wan changes take effect at the next restart")
+	}
 	d.mu.Lock()
 	if cfg.HTTP.Listen != d.cfg.HTTP.Listen {
 		d.logger.Warn("http.listen changes take effect at the next restart", "running", d.cfg.HTTP.Listen)
@@ -250,6 +262,9 @@ func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
 		return
 	}
 	d.engine.Swap(snap)
+	if err := d.gw.apply(d.cfg, cat); err != nil {
+		d.logger.Error("updating the packet path after list update", "err", err)
+	}
 	d.logger.Info("lists updated", "listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
 }
 
@@ -260,6 +275,7 @@ func (d *daemon) close() error {
 	if d.http != nil {
 		errs = append(errs, d.http.Close())
 	}
+	errs = append(errs, d.gw.close())
 	if d.dns != nil {
 		errs = append(errs, d.dns.Close())
 	}

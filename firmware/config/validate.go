@@ -405,16 +405,22 @@ func checkDomain(d string) error {
 	return nil
 }
 
-// checkPort reads "udp/51820" or "tcp/1194".
 func checkPort(s string) error {
-	proto, port, ok := strings.Cut(s, "/")
+	_, _, err := ParsePort(s)
+	return err
+}
+
+// ParsePort reads a bypass port, "udp/51820" or "tcp/1194".
+func ParsePort(s string) (proto string, port uint16, err error) {
+	proto, num, ok := strings.Cut(s, "/")
 	if !ok || (proto != "udp" && proto != "tcp") {
-		return fmt.Errorf("%q: want \"udp/PORT\" or \"tcp/PORT\"", s)
+		return "", 0, fmt.Errorf("%q: want \"udp/PORT\" or \"tcp/PORT\"", s)
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: port must be 1-65535", s)
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 {
+		return "", 0, fmt.Errorf("%q: port must be 1-65535", s)
 	}
-	return nil
+	return proto, uint16(n), nil
 }
 
 func (v *validator) segments() {

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/schoolgate/schoolgate/datapath/filter"
+	"github.com/schoolgate/schoolgate/datapath/neigh"
+	"github.com/schoolgate/schoolgate/datapath/netcfg"
+	"github.com/schoolgate/schoolgate/datapath/nfq"
+	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/lists"
+	"github.com/schoolgate/schoolgate/firmware/policy"
+)
+
+// internalNets are the destinations a guest segment never reaches (besides every
+// segment's own subnets): private, shared, link-local, loopback, multicast and ULA ranges.
+var internalNets = []string{
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+	"127.0.0.0/8", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4",
+	"fc00::/7", "fe80::/10", "ff00::/8", "::1/128", "::/128",
+}
+
+// gateway is the packet path: the neighbour table, the interfaces and nftables table
+// (netcfg), the eBPF fast path (filter) and the nfqueue slow path (nfq). It runs only when
+// the configuration names a WAN.
+type gateway struct {
+	log    *slog.Logger
+	neigh  *neigh.Table
+	net    *netcfg.Gateway
+	filter *filter.Filter
+	slow   *nfq.Slowpath
+	ids    atomic.Pointer[map[string]uint16] // profile name → fast-path profile id
+}
+
+func newGateway(cfg *config.Config, logger *slog.Logger) *gateway {
+	if cfg.Appliance.WAN == "" {
+		return nil
+	}
+	g := &gateway{log: logger.With("component", "gateway")}
+	var ifaces []string
+	for _, s := range cfg.Segments {
+		ifaces = append(ifaces, segmentInterface(s))
+	}
+	g.neigh = neigh.New(neigh.Config{Logger: logger.With("component", "neigh"), Interfaces: ifaces})
+	return g
+}
+
+func segmentInterface(s config.Segment) string {
+	if s.Interface != "" {
+		return s.Interface
+	}
+	return s.Trunk + "." + strconv.Itoa(s.VLAN)
+}
+
+// macs is what the policy engine asks for MAC addresses; nil without a gateway.
+func (g *gateway) macs() policy.MACLookup {
+	if g == nil {
+		return nil
+	}
+	return g.neigh
+}
+
+// start sets up the interfaces and rules, attaches the fast path and starts the slow path.
+func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Catalog, engine *policy.Engine, events *eventlog.Log) error {
+	if g == nil {
+		return nil
+	}
+	if err := g.neigh.Start(ctx); err != nil {
+		return err
+	}
+	var err error
+	if g.filter, err = filter.New(filter.Config{Logger: g.log}); err != nil {
+		return fmt.Errorf("loading the fast path: %w", err)
+	}
+	if err := g.apply(cfg, cat); err != nil {
+		return err
+	}
+	g.slow, err = nfq.New(nfq.Config{
+		Queue: 0, Queues: 1, Policy: engine, Flows: flowMap{g}, Events: events,
+		FailOpen: cfg.Appliance.FailureMode == config.FailOpen,
+		MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := g.slow.Start(ctx); err != nil {
+		return fmt.Errorf("starting the slow path: %w", err)
+	}
+	g.log.Info("packet path running", "wan", cfg.Appliance.WAN, "queue_mode", g.net.QueueMode())
+	return nil
+}
+
+// apply brings the interfaces, rules and fast-path maps in line with cfg and cat.
+func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
+	if g == nil || cfg.Appliance.WAN == "" {
+		return nil // no packet path, or one that only a restart can remove
+	}
+	_, dnsPort := splitHostPort(cfg.DNS.Listen)
+	port, _ := strconv.Atoi(dnsPort)
+	admin := map[string]bool{}
+	for _, n := range cfg.HTTP.AdminSegments {
+		admin[n] = true
+	}
+	var segs []netcfg.Segment
+	internal := parsePrefixes(internalNets)
+	for _, s := range cfg.Segments {
+		ns := netcfg.Segment{Name: s.Name, Interface: s.Interface, Trunk: s.Trunk, VLAN: s.VLAN, Guest: s.Guest, Admin: admin[s.Name]}
+		for _, gw := range s.Gateway {
+			for _, sub := range s.Subnets {
+				if sub.Contains(gw) {
+					ns.Gateway = append(ns.Gateway, netip.PrefixFrom(gw, sub.Bits()))
+					break
+				}
+			}
+		}
+		segs = append(segs, ns)
+		internal = append(internal, s.Subnets...)
+	}
+	_, httpPort := splitHostPort(cfg.HTTP.Listen)
+	hp, _ := strconv.Atoi(httpPort)
+	nc, err := netcfg.New(netcfg.Config{
+		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{uint16(hp)},
+		Queue:    netcfg.Queue{Num: 0, Count: 1, FailOpen: cfg.Appliance.FailureMode == config.FailOpen},
+		MarkMask: filter.MarkMask, MarkQueue: filter.MarkQueue, MarkBlock: filter.MarkBlock,
+		Logger: g.log,
+	})
+	if err != nil {
+		return err
+	}
+	if err := nc.Apply(); err != nil {
+		nc.Close()
+		return fmt.Errorf("configuring the gateway: %w", err)
+	}
+	if g.net != nil {
+		g.net.Close()
+	}
+	g.net = nc
+
+	ids := map[string]uint16{}
+	profiles := map[uint16]filter.Profile{}
+	for i, p := range cfg.Profiles {
+		id := uint16(i)
+		ids[p.Name] = id
+		fp := filter.Profile{BlockDoT: p.Bypass.BlockDoT == nil || *p.Bypass.BlockDoT}
+		switch p.QUIC {
+		case config.QUICBlock:
+			fp.QUIC = filter.QUICBlock
+		case config.QUICAllow:
+			fp.QUIC = filter.QUICAllow
+		}
+		for _, s := range p.Bypass.VPNPorts {
+			proto, num, err := config.ParsePort(s)
+			if err != nil {
+				continue // refused by Validate
+			}
+			pr := uint8(17)
+			if proto == "tcp" {
+				pr = 6
+			}
+			fp.VPNPorts = append(fp.VPNPorts, filter.Port{Proto: pr, Num: num})
+		}
+		profiles[id] = fp
+	}
+	devices := map[string]uint16{}
+	for _, d := range cfg.Devices {
+		if id, ok := ids[d.Profile]; ok && d.Profile != "" {
+			devices[d.MAC] = id
+		}
+	}
+	var blocked []filter.Blocked
+	for _, p := range cfg.Profiles {
+		for _, name := range p.Bypass.AddressLists {
+			for _, pfx := range cat.Addresses[name] {
+				blocked = append(blocked, filter.Blocked{Prefix: pfx, Profiles: 1 << ids[p.Name], Reason: filter.ReasonAddress})
+			}
+		}
+	}
+	g.ids.Store(&ids)
+	return errors.Join(
+		g.filter.SetProfiles(profiles),
+		g.filter.SetDevices(devices),
+		g.filter.SetInternal(internal),
+		g.filter.SetBlocked(blocked),
+		g.attach(cfg),
+	)
+}
+
+func (g *gateway) attach(cfg *config.Config) error {
+	ifs := g.net.Interfaces()
+	for i, s := range cfg.Segments {
+		seg := filter.Segment{ID: uint16(i + 1), Profile: (*g.ids.Load())[s.Profile], Guest: s.Guest}
+		if err := g.filter.AttachSegment(ifs[s.Name], seg); err != nil {
+			return err
+		}
+	}
+	return g.filter.AttachWAN(cfg.Appliance.WAN)
+}
+
+func parsePrefixes(ss []string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// close stops the packet path. A clean stop removes the rules and programs; the kernel
+// state is left in place only when the daemon dies without closing (kill -9), so that
+// established flows keep their verdicts until a new daemon takes over.
+func (g *gateway) close() error {
+	if g == nil {
+		return nil
+	}
+	var errs []error
+	if g.slow != nil {
+		errs = append(errs, g.slow.Close())
+	}
+	if g.filter != nil {
+		errs = append(errs, g.filter.Remove())
+	}
+	if g.net != nil {
+		errs = append(errs, g.net.Remove(), g.net.Close())
+	}
+	errs = append(errs, g.neigh.Close())
+	return errors.Join(errs...)
+}
+
+// flowMap writes the slow path's verdicts into the fast path's flow map.
+type flowMap struct{ g *gateway }
+
+func (m flowMap) SetFlowVerdict(f nfq.Flow, allow bool, d policy.Decision) error {
+	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, allow, (*m.g.ids.Load())[d.ProfileName()])
+}
