@@ -189,4 +189,3 @@ func get(c *http.Client, url string) (string, error) {
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
 }
-
