@@ -26,6 +26,44 @@ type Status struct {
 	Lists         []ListStatus    `json:"lists"`
 	Segments      []SegmentStatus `json:"segments"`
 	Events        eventlog.Stats  `json:"events"`
+	// PacketPath is present when schoolgate is the gateway (appliance.wan is set).
+	PacketPath *PacketPath `json:"packet_path,omitempty"`
+}
+
+// PacketPath holds the packet path's counters since its programs were loaded: the eBPF
+// fast path's per segment (and the WAN's), and the nfqueue slow path's.
+type PacketPath struct {
+	// QueueMode says how packets reach the slow path: "nft queue" or "xt NFQUEUE".
+	QueueMode string           `json:"queue_mode"`
+	Segments  []PacketCounters `json:"segments"`
+	SlowPath  SlowPathCounters `json:"slow_path"`
+}
+
+// PacketCounters are one segment's fast-path counters. Drops are by reason: guest (a guest
+// reaching inside), dot, vpn, address (a listed address), quic, flow (a blocked flow) and
+// port.
+type PacketCounters struct {
+	Segment  string            `json:"segment"` // "wan" for the WAN
+	Packets  uint64            `json:"packets"`
+	Bytes    uint64            `json:"bytes"`
+	HandOffs uint64            `json:"handoffs"`  // first packets sent to the slow path
+	FlowHits uint64            `json:"flow_hits"` // packets of allowed flows passed in the kernel
+	Drops    map[string]uint64 `json:"drops,omitempty"`
+}
+
+// SlowPathCounters are the slow path's: packets read from the queues and flows judged.
+type SlowPathCounters struct {
+	Packets   uint64 `json:"packets"`
+	Flows     uint64 `json:"flows"`
+	Allowed   uint64 `json:"allowed"`
+	Blocked   uint64 `json:"blocked"`
+	Unnamed   uint64 `json:"unnamed"`  // judged without a name: no SNI, not TLS, timeout
+	Timeouts  uint64 `json:"timeouts"` // handshakes not complete within the hold time
+	Overloads uint64 `json:"overloads"`
+	Errors    uint64 `json:"errors"`
+	// KernelDropped counts packets the kernel dropped (failure mode closed) or passed
+	// (open) because a queue was full or the daemon was not reading.
+	KernelDropped uint64 `json:"kernel_dropped"`
 }
 
 // ConfigStatus says which configuration is in force.

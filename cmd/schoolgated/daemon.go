@@ -342,6 +342,11 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		{Name: "eventlog", State: eventState, Detail: eventDetail},
 		{Name: "http", State: "running", Detail: addrString(d.http.Addr())},
 	}
+	if d.gw != nil {
+		var c webui.Component
+		c, st.PacketPath = d.gw.status(cfg)
+		st.Components = append(st.Components, c)
+	}
 
 	profileOf := map[string]string{}
 	for _, seg := range snap.Segments() {

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/schoolgate/schoolgate/datapath/filter"
@@ -17,6 +21,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
+	"github.com/schoolgate/schoolgate/webui"
 )
 
 // internalNets are the destinations a guest segment never reaches (besides every
@@ -31,7 +36,9 @@ var internalNets = []string{
 // (netcfg), the eBPF fast path (filter) and the nfqueue slow path (nfq). It runs only when
 // the configuration names a WAN.
 type gateway struct {
-	log    *slog.Logger
+	log *slog.Logger
+	mu  sync.Mutex // guards net, replaced by apply, and serialises apply with status and close
+
 	neigh  *neigh.Table
 	net    *netcfg.Gateway
 	filter *filter.Filter
@@ -82,17 +89,20 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 	if err := g.apply(cfg, cat); err != nil {
 		return err
 	}
-	g.slow, err = nfq.New(nfq.Config{
-		Queue: 0, Queues: 1, Policy: engine, Flows: flowMap{g}, Events: events,
+	slow, err := nfq.New(nfq.Config{
+		Queue: 0, Queues: queues(), Policy: engine, Flows: flowMap{g}, Events: events,
 		FailOpen: cfg.Appliance.FailureMode == config.FailOpen,
 		MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, Logger: g.log,
 	})
 	if err != nil {
 		return err
 	}
-	if err := g.slow.Start(ctx); err != nil {
+	if err := slow.Start(ctx); err != nil {
 		return fmt.Errorf("starting the slow path: %w", err)
 	}
+	g.mu.Lock()
+	g.slow = slow
+	g.mu.Unlock()
 	g.log.Info("packet path running", "wan", cfg.Appliance.WAN, "queue_mode", g.net.QueueMode())
 	return nil
 }
@@ -102,6 +112,8 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 	if g == nil || cfg.Appliance.WAN == "" {
 		return nil // no packet path, or one that only a restart can remove
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	_, dnsPort := splitHostPort(cfg.DNS.Listen)
 	port, _ := strconv.Atoi(dnsPort)
 	admin := map[string]bool{}
@@ -127,7 +139,7 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 	hp, _ := strconv.Atoi(httpPort)
 	nc, err := netcfg.New(netcfg.Config{
 		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{uint16(hp)},
-		Queue:    netcfg.Queue{Num: 0, Count: 1, FailOpen: cfg.Appliance.FailureMode == config.FailOpen},
+		Queue:    netcfg.Queue{Num: 0, Count: queues(), FailOpen: cfg.Appliance.FailureMode == config.FailOpen},
 		MarkMask: filter.MarkMask, MarkQueue: filter.MarkQueue, MarkBlock: filter.MarkBlock,
 		Logger: g.log,
 	})
@@ -203,12 +215,72 @@ func (g *gateway) attach(cfg *config.Config) error {
 	return g.filter.AttachWAN(cfg.Appliance.WAN)
 }
 
+// queues is the number of nfqueue queues: one per CPU, the kernel spreading flows over
+// them (fanout), each read by its own goroutine.
+func queues() uint16 { return uint16(min(runtime.NumCPU(), 64)) }
+
 func parsePrefixes(ss []string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
 	for i, s := range ss {
 		out[i] = netip.MustParsePrefix(s)
 	}
 	return out
+}
+
+// status reports the packet path as a component of /api/status, with its counters.
+func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath) {
+	c := webui.Component{Name: "packet path", State: "stopped"}
+	if g == nil {
+		return c, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.slow == nil || g.net == nil {
+		c.Detail = "not started"
+		return c, nil
+	}
+	pp := &webui.PacketPath{QueueMode: g.net.QueueMode()}
+	stats, err := g.filter.Stats()
+	if err != nil {
+		c.State, c.Detail = "degraded", "reading fast-path counters: "+err.Error()
+	}
+	names := map[uint16]string{filter.WANID: "wan"}
+	for i, s := range cfg.Segments {
+		names[uint16(i+1)] = s.Name
+	}
+	for id, name := range names {
+		ct, ok := stats[id]
+		if !ok && id == filter.WANID {
+			continue
+		}
+		pc := webui.PacketCounters{Segment: name, Packets: ct.Packets, Bytes: ct.Bytes, HandOffs: ct.HandOffs, FlowHits: ct.FlowHits}
+		for r, n := range ct.Drops {
+			if n > 0 {
+				if pc.Drops == nil {
+					pc.Drops = map[string]uint64{}
+				}
+				pc.Drops[r.String()] = n
+			}
+		}
+		pp.Segments = append(pp.Segments, pc)
+	}
+	slices.SortFunc(pp.Segments, func(a, b webui.PacketCounters) int { return strings.Compare(a.Segment, b.Segment) })
+	s := g.slow.Stats()
+	pp.SlowPath = webui.SlowPathCounters{Packets: s.Packets, Flows: s.Flows, Allowed: s.Allowed, Blocked: s.Blocked,
+		Unnamed: s.Unnamed, Timeouts: s.Timeouts, Overloads: s.Overloads, Errors: s.Errors, KernelDropped: s.KernelDropped}
+	if c.State == "stopped" {
+		c.State = "running"
+		c.Detail = fmt.Sprintf("gateway to %s, %d flows judged by name", cfg.Appliance.WAN, s.Flows)
+		switch {
+		case s.KernelDropped > 0:
+			c.State, c.Detail = "degraded", fmt.Sprintf("%d packets not judged: the slow path's queue overflowed or the daemon was not reading (failure mode %s)", s.KernelDropped, cfg.Appliance.FailureMode)
+		case s.Overloads > 0:
+			c.State, c.Detail = "degraded", fmt.Sprintf("%d flows judged by the failure mode: too many handshakes held at once", s.Overloads)
+		case s.Errors > 0:
+			c.State, c.Detail = "degraded", fmt.Sprintf("%d verdicts could not be written", s.Errors)
+		}
+	}
+	return c, pp
 }
 
 // close stops the packet path. A clean stop removes the rules and programs; the kernel
@@ -218,6 +290,8 @@ func (g *gateway) close() error {
 	if g == nil {
 		return nil
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var errs []error
 	if g.slow != nil {
 		errs = append(errs, g.slow.Close())

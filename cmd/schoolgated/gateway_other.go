@@ -11,6 +11,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
+	"github.com/schoolgate/schoolgate/webui"
 )
 
 // gateway: the packet path needs Linux; elsewhere schoolgate filters DNS only.
@@ -35,3 +36,7 @@ func (g *gateway) start(context.Context, *config.Config, *lists.Catalog, *policy
 func (g *gateway) apply(*config.Config, *lists.Catalog) error { return nil }
 
 func (g *gateway) close() error { return nil }
+
+func (g *gateway) status(*config.Config) (webui.Component, *webui.PacketPath) {
+	return webui.Component{Name: "packet path", State: "stopped", Detail: "needs Linux"}, nil
+}

@@ -2,12 +2,21 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/schoolgate/schoolgate/datapath/internal/nettest"
 )
 
 var daemonBin string
@@ -27,6 +36,128 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// needRoot skips tests that build namespaces, load eBPF and bind nfqueue.
+func needRoot(tb testing.TB) {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: network namespaces, eBPF, nftables and nfqueue")
+	}
+}
+
+// gatewayConfig is the appliance's configuration for a nettest topology: schoolgate as
+// the gateway of the staff, pupil and guest segments, resolving through inet's DNS server.
+// profiles is the YAML of the profiles list (staff, pupils and guest must exist).
+func gatewayConfig(topo *nettest.Topology, inet *nettest.Inet, profiles string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "appliance: {name: Namespace School, wan: %s}\n", topo.WAN.Interface)
+	fmt.Fprintf(&b, "dns:\n  listen: 0.0.0.0:53\n  upstreams: [{address: \"%s\"}]\n", inet.DNS)
+	b.WriteString("http: {listen: \"0.0.0.0:8080\"}\nsegments:\n")
+	for _, s := range []struct{ seg, profile, extra string }{
+		{"staff", "staff", ""}, {"pupil", "pupils", ""}, {"guest", "guest", ", guest: true"},
+	} {
+		sg := topo.Segments[s.seg]
+		fmt.Fprintf(&b, "  - {name: %s, interface: %s, subnets: [%s, \"%s\"], gateway: [%s, \"%s\"], profile: %s%s}\n",
+			s.seg, sg.Interface, sg.Gateway4.Masked(), sg.Gateway6.Masked(), sg.Gateway4.Addr(), sg.Gateway6.Addr(), s.profile, s.extra)
+	}
+	b.WriteString("profiles:\n")
+	b.WriteString(profiles)
+	return b.String()
+}
+
+// daemon is a schoolgated process running in the topology's appliance namespace.
+type daemon struct {
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	api    *http.Client // from the staff client, which may reach the web UI
+	apiURL string
+	done   chan struct{}
+	err    error
+}
+
+// startDaemon writes cfg into dir and runs schoolgated with it (data in dir/data), waiting
+// until the staff client reaches its API. The daemon is stopped when the test ends.
+func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon {
+	tb.Helper()
+	cfgPath := filepath.Join(dir, "schoolgate.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	d := &daemon{logs: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = topo.Appliance.Command(context.Background(), daemonBin, "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	tb.Cleanup(func() {
+		d.stop()
+		if tb.Failed() {
+			tb.Logf("daemon output:\n%s", d.logs.String())
+		}
+	})
+	d.api = topo.Clients["staff"].HTTPClient(nettest.ClientOptions{Timeout: 2 * time.Second})
+	d.apiURL = "http://" + net.JoinHostPort(topo.Segments["staff"].Gateway4.Addr().String(), "8080")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := d.api.Get(d.apiURL + "/api/status")
+		if err == nil {
+			resp.Body.Close()
+			return d
+		}
+		select {
+		case <-d.done:
+			tb.Fatalf("daemon exited: %v\n%s", d.err, d.logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("daemon did not come up: %v\n%s", err, d.logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// stop ends the daemon with SIGTERM (a clean stop) and returns how it exited.
+func (d *daemon) stop() error { return d.signal(syscall.SIGTERM) }
+
+// kill ends the daemon with SIGKILL: nothing of its own shutdown runs.
+func (d *daemon) kill() { d.signal(syscall.SIGKILL) }
+
+func (d *daemon) signal(sig os.Signal) error {
+	select {
+	case <-d.done:
+		return d.err
+	default:
+	}
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+		return fmt.Errorf("daemon did not stop within 20s of %v", sig)
+	}
+	if sig == syscall.SIGKILL {
+		return nil
+	}
+	return d.err
+}
+
+// get fetches path from the daemon's API.
+func (d *daemon) get(path string) (string, error) { return get(d.api, d.apiURL+path) }
+
+func get(c *http.Client, url string) (string, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
 }
 
 type syncBuffer struct {
