@@ -142,7 +142,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("compiling policy: %w", err)
 	}
-	d.gw = newGateway(cfg, d.logger)
+	d.gw = newGateway(cfg, d.opts.pinPath, d.logger)
 	if d.engine, err = policy.New(policy.Config{Snapshot: snap, MACs: d.gw.macs()}); err != nil {
 		return err
 	}

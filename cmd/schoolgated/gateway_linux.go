@@ -36,8 +36,9 @@ var internalNets = []string{
 // (netcfg), the eBPF fast path (filter) and the nfqueue slow path (nfq). It runs only when
 // the configuration names a WAN.
 type gateway struct {
-	log *slog.Logger
-	mu  sync.Mutex // guards net, replaced by apply, and serialises apply with status and close
+	log     *slog.Logger
+	pinPath string
+	mu      sync.Mutex // guards net, replaced by apply, and serialises apply with status and close
 
 	neigh  *neigh.Table
 	net    *netcfg.Gateway
@@ -46,11 +47,11 @@ type gateway struct {
 	ids    atomic.Pointer[map[string]uint16] // profile name → fast-path profile id
 }
 
-func newGateway(cfg *config.Config, logger *slog.Logger) *gateway {
+func newGateway(cfg *config.Config, pinPath string, logger *slog.Logger) *gateway {
 	if cfg.Appliance.WAN == "" {
 		return nil
 	}
-	g := &gateway{log: logger.With("component", "gateway")}
+	g := &gateway{log: logger.With("component", "gateway"), pinPath: pinPath}
 	var ifaces []string
 	for _, s := range cfg.Segments {
 		ifaces = append(ifaces, segmentInterface(s))
@@ -83,7 +84,7 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 		return err
 	}
 	var err error
-	if g.filter, err = filter.New(filter.Config{Logger: g.log}); err != nil {
+	if g.filter, err = filter.New(filter.Config{PinPath: g.pinPath, Logger: g.log}); err != nil {
 		return fmt.Errorf("loading the fast path: %w", err)
 	}
 	if err := g.apply(cfg, cat); err != nil {

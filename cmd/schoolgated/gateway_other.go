@@ -17,7 +17,7 @@ import (
 // gateway: the packet path needs Linux; elsewhere schoolgate filters DNS only.
 type gateway struct{}
 
-func newGateway(cfg *config.Config, _ *slog.Logger) *gateway {
+func newGateway(cfg *config.Config, _ string, _ *slog.Logger) *gateway {
 	if cfg.Appliance.WAN == "" {
 		return nil
 	}

@@ -39,6 +39,7 @@ type options struct {
 	listenDNS  string
 	listenHTTP string
 	dataDir    string
+	pinPath    string
 	logLevel   slog.Level
 	logJSON    bool
 }
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listenDNS, "listen-dns", "", "DNS listen address (host:port), overriding dns.listen")
 	fs.StringVar(&o.listenHTTP, "listen-http", "", "HTTP API listen address (host:port), overriding http.listen")
 	fs.StringVar(&o.dataDir, "data-dir", "", "state directory: event log, list cache (default /var/lib/schoolgate, demo: a temporary directory)")
+	fs.StringVar(&o.pinPath, "bpf-pin-path", "/sys/fs/bpf/schoolgate", "where the packet path pins its eBPF programs and maps (on a bpf filesystem); they outlive a crashed daemon")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log as JSON lines instead of text")
 	if err := fs.Parse(args); err != nil {

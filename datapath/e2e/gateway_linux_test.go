@@ -384,7 +384,7 @@ func TestPrivilegedGateway(t *testing.T) {
 	if !strings.Contains(string(out), "chain keep") || !strings.Contains(string(out), "hook forward priority filter + 10; policy accept;") {
 		t.Errorf("the foreign table changed: %s", out)
 	}
-	if _, err := os.Stat("/sys/fs/bpf/schoolgate"); err == nil {
+	if _, err := os.Stat(g.d.pin); err == nil {
 		t.Errorf("pinned programs left after a clean stop")
 	}
 }

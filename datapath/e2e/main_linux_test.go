@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -68,6 +69,7 @@ func gatewayConfig(topo *nettest.Topology, inet *nettest.Inet, profiles string) 
 
 // daemon is a schoolgated process running in the topology's appliance namespace.
 type daemon struct {
+	pin    string // the eBPF pin path, unique to the test
 	cmd    *exec.Cmd
 	logs   *syncBuffer
 	api    *http.Client // from the staff client, which may reach the web UI
@@ -78,14 +80,21 @@ type daemon struct {
 
 // startDaemon writes cfg into dir and runs schoolgated with it (data in dir/data), waiting
 // until the staff client reaches its API. The daemon is stopped when the test ends.
+//
+// It runs in the appliance's network namespace but the host's mounts, as on an appliance:
+// its pinned eBPF state lives on the real bpf filesystem and outlives the process. The pin
+// path is unique to dir, so a daemon started again in the same dir takes over the state.
 func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon {
 	tb.Helper()
 	cfgPath := filepath.Join(dir, "schoolgate.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	d := &daemon{logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = topo.Appliance.Command(context.Background(), daemonBin, "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
+	h := fnv.New64a()
+	h.Write([]byte(dir))
+	d := &daemon{pin: fmt.Sprintf("/sys/fs/bpf/schoolgate-e2e-%x", h.Sum64()), logs: &syncBuffer{}, done: make(chan struct{})}
+	d.cmd = topo.Appliance.NetCommand(context.Background(), daemonBin, "-config", cfgPath,
+		"-data-dir", filepath.Join(dir, "data"), "-bpf-pin-path", d.pin)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -93,6 +102,7 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 	go func() { d.err = d.cmd.Wait(); close(d.done) }()
 	tb.Cleanup(func() {
 		d.stop()
+		os.RemoveAll(d.pin) // after a kill -9 with no restart
 		if tb.Failed() {
 			tb.Logf("daemon output:\n%s", d.logs.String())
 		}

@@ -158,9 +158,21 @@ func (n *NS) Do(fn func() error) error {
 	return r.err
 }
 
-// Command returns a command that runs inside the namespace through `ip netns exec`. The
-// process is killed when ctx is done or when the topology is removed, whichever comes first.
+// Command returns a command that runs inside the namespace through `ip netns exec`, which
+// also gives it a private mount namespace with the namespace's own /sys. The process is
+// killed when ctx is done or when the topology is removed, whichever comes first.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return n.command(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// NetCommand is Command through `nsenter --net`: only the network namespace changes, so
+// the process shares the host's mounts, such as the bpf filesystem at /sys/fs/bpf where a
+// daemon pins state that must outlive it.
+func (n *NS) NetCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return n.command(ctx, "nsenter", append([]string{"--net=" + filepath.Join(netnsDir, n.Name), "--", name}, args...)...)
+}
+
+func (n *NS) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		// Ties the command to the topology's lifetime; the goroutine ends with whichever
@@ -171,7 +183,7 @@ func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd
 		case <-ctx.Done():
 		}
 	}()
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	return exec.CommandContext(ctx, name, args...)
 }
 
 // Listen creates a listening socket inside the namespace.

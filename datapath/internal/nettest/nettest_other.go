@@ -29,6 +29,11 @@ func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd
 	return cmd
 }
 
+// NetCommand returns a command that fails to start: namespaces need linux.
+func (n *NS) NetCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return n.Command(ctx, name, args...)
+}
+
 // Listen is only available on linux.
 func (n *NS) Listen(network, addr string) (net.Listener, error) { return nil, ErrUnsupported }
 
