@@ -1,0 +1,41 @@
+package webui
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/policy"
+)
+
+func TestBlockPage(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 4, 5, 0, time.UTC)
+	pupils := &policy.Profile{Name: "pupils"}
+	for _, tc := range []struct {
+		name string
+		d    policy.Decision
+		want []string
+	}{
+		{"category", policy.Decision{Tier: policy.TierProfile, Category: "adult", Profile: pupils},
+			[]string{"<b>games.test</b>", "Namespace School", "in the category", "2026-11-23 10:04:05 UTC, pupils"}},
+		{"protected", policy.Decision{Tier: policy.TierProtected, Profile: pupils}, []string{"always blocked"}},
+		{"custom list", policy.Decision{Tier: policy.TierProfile, Rule: "games.test", Profile: pupils}, []string{"block list"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			page := string(BlockPage("Namespace School", "games.test", tc.d, at))
+			for _, w := range tc.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("page lacks %q:\n%s", w, page)
+				}
+			}
+			if len(page) > BlockPageMax {
+				t.Errorf("page is %d bytes, over %d", len(page), BlockPageMax)
+			}
+		})
+	}
+	// Hostile input is escaped and the page stays small.
+	page := string(BlockPage(strings.Repeat("<script>", 200), "<script>alert(1)</script>"+strings.Repeat("a", 500), policy.Decision{}, at))
+	if strings.Contains(page, "<script>") || len(page) > BlockPageMax || !strings.Contains(page, "Reference") {
+		t.Errorf("hostile page (%d bytes):\n%s", len(page), page)
+	}
+}
