@@ -101,6 +101,31 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
 
+/*
+ * Drops made by the rules above (not by flow verdicts: the slow path reports those when it
+ * decides) go to the daemon as struct drop_event. Pinned like the rest, so the events of a
+ * time without a reader wait for the next daemon, as many as the ring holds.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024); /* about 4096 events: 56 bytes and an 8-byte header each */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} drop_events SEC(".maps");
+
+/*
+ * When a flow last produced a drop event (bpf_ktime_get_ns), so that a flow's packets
+ * produce one event per DROP_EVENT_INTERVAL_S, not one each. Keyed like flows but with the
+ * client port left 0: clients retrying a blocked VPN or resolver from new ports count as
+ * one flow.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct flow_key);
+	__type(value, __u64);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} drop_seen SEC(".maps");
+
 /* Anchors so bpf2go emits Go types for the enums and the map value structs. */
 enum reason unused_reason __attribute__((unused));
 enum mark unused_mark __attribute__((unused));
@@ -108,6 +133,7 @@ enum segment_flag unused_segment_flag __attribute__((unused));
 enum profile_flag unused_profile_flag __attribute__((unused));
 enum verdict unused_verdict __attribute__((unused));
 enum limits unused_limits __attribute__((unused));
+struct drop_event unused_drop_event __attribute__((unused));
 
 /* Longer chains of IPv6 extension headers are left unparsed (no ports). */
 #define MAX_EXT_HDRS 6
@@ -323,6 +349,47 @@ static __always_inline __u8 blocked_reason(struct pkt *p, __u16 profile)
 	return REASON_NONE;
 }
 
+/*
+ * report_drop tells the daemon about a dropped packet, unless its flow already did within
+ * DROP_EVENT_INTERVAL_S. Two CPUs dropping packets of one flow at the same moment may
+ * both report it; a full ring buffer is counted in events_lost.
+ */
+static __always_inline void report_drop(struct counters *c, struct pkt *p, struct mac *m,
+					__u8 reason, __u16 segment, __u16 profile)
+{
+	struct drop_event e;
+	struct flow_key k;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	__builtin_memcpy(k.client, p->saddr.b, 16);
+	__builtin_memcpy(k.server, p->daddr.b, 16);
+	k.server_port = p->dport;
+	k.proto = p->proto;
+	last = bpf_map_lookup_elem(&drop_seen, &k);
+	if (last) {
+		if (now - *last < DROP_EVENT_INTERVAL_S * 1000000000ULL)
+			return;
+		*last = now;
+	} else if (bpf_map_update_elem(&drop_seen, &k, &now, BPF_NOEXIST) == -EEXIST) {
+		return; /* another CPU has just reported the flow */
+	}
+
+	e.time = now;
+	__builtin_memcpy(e.client, p->saddr.b, 16);
+	__builtin_memcpy(e.server, p->daddr.b, 16);
+	e.client_port = p->sport;
+	e.server_port = p->dport;
+	e.segment = segment;
+	e.profile = profile;
+	__builtin_memcpy(e.mac, m->addr, 6);
+	e.proto = p->proto;
+	e.reason = reason;
+	if (bpf_ringbuf_output(&drop_events, &e, sizeof(e), 0) != 0 && c)
+		c->events_lost++;
+}
+
 /* The flows the slow path judges by name: HTTPS (TLS and QUIC) and plain HTTP. */
 static __always_inline int is_web(__u8 proto, __u16 port)
 {
@@ -342,11 +409,14 @@ int segment_ingress(struct __sk_buff *skb)
 	struct segment *seg = bpf_map_lookup_elem(&segments, &ifindex);
 	struct counters *c;
 	struct pkt p = {};
-	__u16 profile;
+	struct mac m;
+	__u16 segment, profile;
+	__u8 reason;
 
 	if (!seg)
 		return TC_ACT_OK;
-	c = count(skb, seg->id);
+	segment = seg->id;
+	c = count(skb, segment);
 	if (parse(skb, &p) < 0)
 		return TC_ACT_OK;
 
@@ -355,7 +425,6 @@ int segment_ingress(struct __sk_buff *skb)
 		void *data = (void *)(long)skb->data;
 		void *data_end = (void *)(long)skb->data_end;
 		struct ethhdr *eth = data;
-		struct mac m;
 		__u16 *dev;
 
 		if ((void *)(eth + 1) > data_end)
@@ -367,28 +436,23 @@ int segment_ingress(struct __sk_buff *skb)
 	}
 
 	if ((seg->flags & SEGMENT_GUEST) && is_internal(&p) && !guest_exempt(&p)) {
-		count_drop(c, REASON_GUEST);
-		return TC_ACT_SHOT;
+		reason = REASON_GUEST;
+		goto drop;
 	}
 
 	if (p.has_ports) {
 		struct port_key pk = {.profile = profile, .proto = p.proto, .port = p.dport};
-		__u8 *reason = bpf_map_lookup_elem(&ports, &pk);
+		__u8 *port_reason = bpf_map_lookup_elem(&ports, &pk);
 
-		if (reason) {
-			count_drop(c, *reason);
-			return TC_ACT_SHOT;
+		if (port_reason) {
+			reason = *port_reason;
+			goto drop;
 		}
 	}
 
-	{
-		__u8 reason = blocked_reason(&p, profile);
-
-		if (reason != REASON_NONE) {
-			count_drop(c, reason);
-			return TC_ACT_SHOT;
-		}
-	}
+	reason = blocked_reason(&p, profile);
+	if (reason != REASON_NONE)
+		goto drop;
 
 	if (!p.has_ports || !is_web(p.proto, p.dport))
 		return TC_ACT_OK;
@@ -398,8 +462,8 @@ int segment_ingress(struct __sk_buff *skb)
 		struct profile *prof = bpf_map_lookup_elem(&profiles, &id);
 
 		if (prof && (prof->flags & PROFILE_QUIC_BLOCK)) {
-			count_drop(c, REASON_QUIC);
-			return TC_ACT_SHOT;
+			reason = REASON_QUIC;
+			goto drop;
 		}
 		if (prof && (prof->flags & PROFILE_QUIC_ALLOW))
 			return TC_ACT_OK;
@@ -443,6 +507,12 @@ int segment_ingress(struct __sk_buff *skb)
 	if (c)
 		c->handoffs++;
 	return TC_ACT_OK;
+
+drop:
+	/* One copy of the reporting code for every rule above. */
+	count_drop(c, reason);
+	report_drop(c, &p, &m, reason, segment, profile);
+	return TC_ACT_SHOT;
 }
 
 SEC("tc")

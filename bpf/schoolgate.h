@@ -47,6 +47,7 @@ enum limits {
 	MAX_PROFILES = 64,  /* profile ids index a 64-bit mask in blocked_v4/v6 */
 	MAX_SEGMENTS = 256, /* counter slots; the last one is the WAN's */
 	WAN_SLOT = 255,
+	DROP_EVENT_INTERVAL_S = 60, /* at most one drop event per flow this often */
 };
 
 /* segments: ifindex → segment. */
@@ -116,6 +117,25 @@ struct counters {
 	__u64 handoffs;
 	__u64 flow_hits;
 	__u64 drops[REASON_MAX];
+	__u64 events_lost; /* drop events the full ring buffer had no room for */
+};
+
+/*
+ * drop_events: a packet the fast path's own rules dropped (enum reason: guest, dot, vpn,
+ * address, quic, port), at most once per flow and DROP_EVENT_INTERVAL_S. Addresses and
+ * ports as in struct flow_key.
+ */
+struct drop_event {
+	__u64 time; /* bpf_ktime_get_ns */
+	__u8 client[16];
+	__u8 server[16];
+	__u16 client_port;
+	__u16 server_port;
+	__u16 segment;
+	__u16 profile;
+	__u8 mac[6]; /* the client's, the frame's Ethernet source */
+	__u8 proto;
+	__u8 reason; /* enum reason */
 };
 
 #endif

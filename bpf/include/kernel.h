@@ -27,8 +27,15 @@ typedef __u32 __wsum;
 #define BPF_MAP_TYPE_PERCPU_ARRAY 6
 #define BPF_MAP_TYPE_LRU_HASH 9
 #define BPF_MAP_TYPE_LPM_TRIE 11
+#define BPF_MAP_TYPE_RINGBUF 27
 
 #define BPF_F_NO_PREALLOC (1U << 0)
+
+/* bpf_map_update_elem flags */
+#define BPF_NOEXIST 1
+
+/* errno values helpers return, negated */
+#define EEXIST 17
 
 /* tc actions (linux/pkt_cls.h) */
 #define TC_ACT_OK 0

@@ -7,13 +7,21 @@
 // Packets of unknown web flows leave the fast path with MarkQueue set in skb->mark; the
 // nftables table sends them to nfqueue. Blocked TCP flows get MarkBlock, which the table
 // answers with a TCP reset.
+//
+// Packets the programs' own rules drop (guest isolation, DoT, VPN and other port rules,
+// blocked addresses, QUIC) are also reported: ReadDrops delivers them as DropEvents from a
+// ring buffer, at most one per flow and DropEventInterval, with the client's MAC address.
+// Drops of flows the slow path blocked are not reported here; the slow path reports its
+// own verdicts. Events the full ring had no room for are counted in Counters.EventsLost.
 package filter
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"time"
 )
 
 // skb->mark bits shared with bpf/schoolgate.h and the nftables table. Only the bits in
@@ -36,6 +44,12 @@ const (
 	WANID uint16 = 255
 )
 
+// DropEventInterval is how often one flow can produce a DropEvent: the fast path reports
+// a flow's first dropped packet and then stays quiet about it for this long. A flow here is
+// client address, server address and port, and protocol: retries from new client ports
+// are the same flow.
+const DropEventInterval = 60 * time.Second
+
 // DefaultPinPath is where programs, links and maps are pinned when Config.PinPath is empty.
 const DefaultPinPath = "/sys/fs/bpf/schoolgate"
 
@@ -45,6 +59,7 @@ var (
 	ErrProfileID   = fmt.Errorf("profile id must be below %d", MaxProfiles)
 	ErrSegmentID   = fmt.Errorf("segment id must be at most %d", MaxSegmentID)
 	ErrInvalid     = errors.New("invalid filter entry")
+	ErrBusy        = errors.New("drop events are already being read")
 )
 
 // Reason says why the fast path dropped (or, for a blocked TCP flow, reset) a packet.
@@ -136,4 +151,22 @@ type Counters struct {
 	// Drops counts dropped packets by reason; ReasonFlow also counts packets of
 	// blocked TCP flows marked for a reset.
 	Drops map[Reason]uint64
+	// EventsLost counts drop events lost because the ring buffer was full: nobody was
+	// reading, or not fast enough.
+	EventsLost uint64
+}
+
+// DropEvent is a packet dropped by one of the fast path's rules, reported once per flow
+// and DropEventInterval. Its reason is one of ReasonGuest, ReasonDoT, ReasonVPN,
+// ReasonAddress, ReasonQUIC, ReasonPort, or whatever reason a Blocked entry was given.
+type DropEvent struct {
+	Time    time.Time // when the packet was dropped
+	Reason  Reason
+	Segment uint16 // the segment's ID
+	Profile uint16 // the profile whose rule dropped it: the device's, else the segment's
+	Proto   uint8  // IP protocol (after IPv6 extension headers): 6, 17, 58...
+	// Client is the packet's source, Server its destination; IPv4 addresses are plain
+	// IPv4, ports are 0 for packets without them (ICMP, non-first fragments).
+	Client, Server netip.AddrPort
+	MAC            net.HardwareAddr // the client's: the frame's Ethernet source
 }

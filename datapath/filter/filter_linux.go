@@ -28,6 +28,12 @@ type Filter struct {
 	mu    sync.Mutex           // serialises attach and map replacement
 	links map[string]link.Link // by pin path
 
+	// closing is closed by Close and Remove, stopping ReadDrops; readers counts the
+	// running ReadDrops calls, readingDrops says one is running (under mu).
+	closing      chan struct{}
+	readers      sync.WaitGroup
+	readingDrops bool
+
 	// noTCX makes attach use clsact and a bpf filter, as on kernels before 6.6; the
 	// tests set it to exercise that path on this kernel.
 	noTCX bool
@@ -41,6 +47,7 @@ func New(cfg Config) (*Filter, error) {
 		log:     cfg.Logger,
 		pinPath: cfg.PinPath,
 		links:   map[string]link.Link{},
+		closing: make(chan struct{}),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -76,10 +83,23 @@ func New(cfg Config) (*Filter, error) {
 	return f, nil
 }
 
-// dropIncompatiblePins removes pinned maps a new version of the programs cannot use;
-// loading then creates them afresh. Programs still attached keep the old map until their
-// links are updated.
+// dropIncompatiblePins removes pinned maps a new version of the programs cannot use, and
+// those it no longer has (an older version's); loading then creates the missing ones
+// afresh. Programs still attached keep their old maps until their links are updated.
 func (f *Filter) dropIncompatiblePins(spec *ebpf.CollectionSpec) {
+	entries, err := os.ReadDir(f.mapsDir)
+	if err != nil {
+		f.log.Warn("listing pinned maps", "err", err)
+	}
+	for _, e := range entries {
+		if ms, ok := spec.Maps[e.Name()]; ok && ms.Pinning == ebpf.PinByName {
+			continue
+		}
+		f.log.Warn("removing pinned map no longer used", "map", e.Name())
+		if err := os.Remove(filepath.Join(f.mapsDir, e.Name())); err != nil {
+			f.log.Error("removing pinned map", "map", e.Name(), "err", err)
+		}
+	}
 	for name, ms := range spec.Maps {
 		if ms.Pinning != ebpf.PinByName {
 			continue
@@ -100,6 +120,19 @@ func (f *Filter) dropIncompatiblePins(spec *ebpf.CollectionSpec) {
 			}
 		}
 	}
+}
+
+// stopReaders makes running ReadDrops calls return and waits for them; later calls
+// return at once.
+func (f *Filter) stopReaders() {
+	f.mu.Lock()
+	select {
+	case <-f.closing:
+	default:
+		close(f.closing)
+	}
+	f.mu.Unlock()
+	f.readers.Wait()
 }
 
 // ensureBPFFS checks that pinPath lives on a bpffs and mounts one on /sys/fs/bpf when
@@ -138,8 +171,10 @@ func onBPFFS(path string) bool {
 }
 
 // Close releases the filter's file descriptors. Programs, links and maps stay pinned and
-// attached, so packets are still filtered until the next daemon takes over.
+// attached, so packets are still filtered until the next daemon takes over. ReadDrops
+// calls return first; drop events from then on wait in the pinned ring buffer.
 func (f *Filter) Close() error {
+	f.stopReaders()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error
@@ -154,6 +189,7 @@ func (f *Filter) Close() error {
 // Remove stops filtering: it detaches the programs from every interface of the current
 // network namespace, unpins everything and removes the pin directory.
 func (f *Filter) Remove() error {
+	f.stopReaders()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var errs []error

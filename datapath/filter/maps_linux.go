@@ -282,6 +282,7 @@ func (f *Filter) Stats() (map[uint16]Counters, error) {
 			c.Bytes += p.Bytes
 			c.HandOffs += p.Handoffs
 			c.FlowHits += p.FlowHits
+			c.EventsLost += p.EventsLost
 			for r, n := range p.Drops {
 				if n > 0 {
 					c.Drops[Reason(r)] += n

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -309,5 +310,158 @@ func TestPrivilegedIncompatiblePin(t *testing.T) {
 	k := FlowKey{netip.MustParseAddrPort("10.0.0.1:1000"), netip.MustParseAddrPort("10.0.0.2:443"), 6}
 	if err := f.SetVerdict(k, true, 0); err != nil {
 		t.Errorf("SetVerdict on the replaced map: %v", err)
+	}
+}
+
+// TestPrivilegedDropEvents sends a VPN datagram through a real interface and reads the
+// drop event with the client's MAC, then checks that a drop made while no daemon runs
+// waits in the pinned ring buffer for the next one.
+func TestPrivilegedDropEvents(t *testing.T) {
+	inTopology(t, func(tp *topology) {
+		pin := testPinPath()
+		defer os.RemoveAll(pin)
+		hc, err := netlink.NewHandleAt(tp.client)
+		if err != nil {
+			t.Errorf("netlink handle: %v", err)
+			return
+		}
+		defer hc.Close()
+		cl, err := hc.LinkByName("client0")
+		if err != nil {
+			t.Errorf("finding client0: %v", err)
+			return
+		}
+		clientMAC := cl.Attrs().HardwareAddr
+
+		events := make(chan DropEvent, 64)
+		done := make(chan error, 1)
+		open := func() *Filter {
+			f, err := New(Config{PinPath: pin})
+			if err != nil {
+				t.Errorf("New: %v", err)
+				return nil
+			}
+			if err := f.AttachSegment(tp.segIf, Segment{ID: 7, Profile: 1}); err != nil {
+				t.Errorf("AttachSegment: %v", err)
+			}
+			if err := f.SetProfiles(map[uint16]Profile{1: {VPNPorts: []Port{{17, 51820}, {17, 1194}}}}); err != nil {
+				t.Errorf("SetProfiles: %v", err)
+			}
+			go func() { done <- f.ReadDrops(context.Background(), func(e DropEvent) { events <- e }) }()
+			return f
+		}
+		expect := func(port uint16) {
+			t.Helper()
+			select {
+			case e := <-events:
+				if e.Reason != ReasonVPN || e.Segment != 7 || e.Profile != 1 || e.Proto != 17 ||
+					e.Client.Addr() != netip.MustParseAddr(clientAddr) ||
+					e.Server != netip.AddrPortFrom(netip.MustParseAddr(applianceAddr), port) ||
+					e.MAC.String() != clientMAC.String() {
+					t.Errorf("event %s, want vpn from %s (%s) to port %d", fmtEvent(e), clientAddr, clientMAC, port)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("no drop event for port %d within 5s", port)
+			}
+		}
+		stopped := func() {
+			t.Helper()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("ReadDrops: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("ReadDrops still running 5s after Close")
+			}
+		}
+
+		f := open()
+		if f == nil {
+			return
+		}
+		if tp.reaches(t, 51820) {
+			t.Errorf("udp 51820 (vpn) passed, want it dropped")
+		}
+		expect(51820) // reaches sends up to three datagrams: one event
+		if err := f.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		stopped()
+		select {
+		case e := <-events:
+			t.Errorf("second event %s for one flow", fmtEvent(e))
+		default:
+		}
+
+		// No daemon: the programs still drop and report into the pinned ring.
+		if tp.reaches(t, 1194) {
+			t.Errorf("udp 1194 (vpn) passed with no Filter open, want it dropped")
+		}
+		f = open()
+		if f == nil {
+			return
+		}
+		expect(1194)
+		if stats, err := f.Stats(); err != nil || stats[7].EventsLost != 0 {
+			t.Errorf("stats %+v (err %v), want no events lost", stats[7], err)
+		}
+		if err := f.Remove(); err != nil {
+			t.Errorf("Remove: %v", err)
+		}
+		stopped()
+	})
+}
+
+// TestPrivilegedOldPins starts from the pins of an older build: a counters map of the old
+// size, no drop event maps, and a map this build no longer has. The load replaces,
+// creates and removes them.
+func TestPrivilegedOldPins(t *testing.T) {
+	needRoot(t)
+	pin := testPinPath()
+	f, err := New(Config{PinPath: pin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Remove() })
+	f.Close()
+	maps := pin + "/maps/"
+	for _, name := range []string{"counters", "drop_events", "drop_seen"} {
+		if err := os.Remove(maps + name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, spec := range map[string]*ebpf.MapSpec{
+		"counters": {Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 96, MaxEntries: 256},
+		"obsolete": {Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 16},
+	} {
+		m, err := ebpf.NewMap(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		if err := m.Pin(maps + name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err = New(Config{PinPath: pin})
+	if err != nil {
+		t.Fatalf("New over an older build's pins: %v", err)
+	}
+	if _, err := os.Stat(maps + "obsolete"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("obsolete pinned map: %v, want it removed", err)
+	}
+	for _, name := range []string{"counters", "drop_events", "drop_seen"} {
+		if _, err := os.Stat(maps + name); err != nil {
+			t.Errorf("pinned map %s: %v", name, err)
+		}
+	}
+	if _, err := f.Stats(); err != nil {
+		t.Errorf("Stats on the replaced counters: %v", err)
+	}
+	rules(t, f)
+	run(t, f.objs.SegmentIngress, frame{src: "10.2.0.5:5000", dst: "1.1.1.1:853", proto: tcp, syn: true}.bytes(t), pupilIf, false)
+	if got := pendingDrops(t, f); len(got) != 1 {
+		t.Errorf("%d drop events, want 1", len(got))
 	}
 }

@@ -21,12 +21,27 @@ type schoolgateBlocked struct {
 }
 
 type schoolgateCounters struct {
-	_        structs.HostLayout
-	Packets  uint64
-	Bytes    uint64
-	Handoffs uint64
-	FlowHits uint64
-	Drops    [8]uint64
+	_          structs.HostLayout
+	Packets    uint64
+	Bytes      uint64
+	Handoffs   uint64
+	FlowHits   uint64
+	Drops      [8]uint64
+	EventsLost uint64
+}
+
+type schoolgateDropEvent struct {
+	_          structs.HostLayout
+	Time       uint64
+	Client     [16]uint8
+	Server     [16]uint8
+	ClientPort uint16
+	ServerPort uint16
+	Segment    uint16
+	Profile    uint16
+	Mac        [6]uint8
+	Proto      uint8
+	Reason     uint8
 }
 
 type schoolgateFlow struct {
@@ -51,9 +66,10 @@ type schoolgateFlowKey struct {
 type schoolgateLimits uint32
 
 const (
-	schoolgateLimitsMAX_PROFILES schoolgateLimits = 64
-	schoolgateLimitsMAX_SEGMENTS schoolgateLimits = 256
-	schoolgateLimitsWAN_SLOT     schoolgateLimits = 255
+	schoolgateLimitsMAX_PROFILES          schoolgateLimits = 64
+	schoolgateLimitsMAX_SEGMENTS          schoolgateLimits = 256
+	schoolgateLimitsWAN_SLOT              schoolgateLimits = 255
+	schoolgateLimitsDROP_EVENT_INTERVAL_S schoolgateLimits = 60
 )
 
 type schoolgateLpmV4 struct {
@@ -143,6 +159,8 @@ const (
 	schoolgateMapBlockedV6         = "blocked_v6"
 	schoolgateMapCounters          = "counters"
 	schoolgateMapDevices           = "devices"
+	schoolgateMapDropEvents        = "drop_events"
+	schoolgateMapDropSeen          = "drop_seen"
 	schoolgateMapFlows             = "flows"
 	schoolgateMapInternalV4        = "internal_v4"
 	schoolgateMapInternalV6        = "internal_v6"
@@ -152,6 +170,7 @@ const (
 	schoolgateProgSegmentEgress    = "segment_egress"
 	schoolgateProgSegmentIngress   = "segment_ingress"
 	schoolgateProgWan              = "wan"
+	schoolgateVarUnusedDropEvent   = "unused_drop_event"
 	schoolgateVarUnusedLimits      = "unused_limits"
 	schoolgateVarUnusedMark        = "unused_mark"
 	schoolgateVarUnusedProfileFlag = "unused_profile_flag"
@@ -215,6 +234,8 @@ type schoolgateMapSpecs struct {
 	BlockedV6  *ebpf.MapSpec `ebpf:"blocked_v6"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	Devices    *ebpf.MapSpec `ebpf:"devices"`
+	DropEvents *ebpf.MapSpec `ebpf:"drop_events"`
+	DropSeen   *ebpf.MapSpec `ebpf:"drop_seen"`
 	Flows      *ebpf.MapSpec `ebpf:"flows"`
 	InternalV4 *ebpf.MapSpec `ebpf:"internal_v4"`
 	InternalV6 *ebpf.MapSpec `ebpf:"internal_v6"`
@@ -227,6 +248,7 @@ type schoolgateMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schoolgateVariableSpecs struct {
+	UnusedDropEvent   *ebpf.VariableSpec `ebpf:"unused_drop_event"`
 	UnusedLimits      *ebpf.VariableSpec `ebpf:"unused_limits"`
 	UnusedMark        *ebpf.VariableSpec `ebpf:"unused_mark"`
 	UnusedProfileFlag *ebpf.VariableSpec `ebpf:"unused_profile_flag"`
@@ -259,6 +281,8 @@ type schoolgateMaps struct {
 	BlockedV6  *ebpf.Map `ebpf:"blocked_v6"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	Devices    *ebpf.Map `ebpf:"devices"`
+	DropEvents *ebpf.Map `ebpf:"drop_events"`
+	DropSeen   *ebpf.Map `ebpf:"drop_seen"`
 	Flows      *ebpf.Map `ebpf:"flows"`
 	InternalV4 *ebpf.Map `ebpf:"internal_v4"`
 	InternalV6 *ebpf.Map `ebpf:"internal_v6"`
@@ -273,6 +297,8 @@ func (m *schoolgateMaps) Close() error {
 		m.BlockedV6,
 		m.Counters,
 		m.Devices,
+		m.DropEvents,
+		m.DropSeen,
 		m.Flows,
 		m.InternalV4,
 		m.InternalV6,
@@ -286,6 +312,7 @@ func (m *schoolgateMaps) Close() error {
 //
 // It can be passed to loadSchoolgateObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schoolgateVariables struct {
+	UnusedDropEvent   *ebpf.Variable `ebpf:"unused_drop_event"`
 	UnusedLimits      *ebpf.Variable `ebpf:"unused_limits"`
 	UnusedMark        *ebpf.Variable `ebpf:"unused_mark"`
 	UnusedProfileFlag *ebpf.Variable `ebpf:"unused_profile_flag"`
