@@ -244,8 +244,8 @@ func parseEventFilter(q url.Values, now time.Time) (eventlog.Filter, error) {
 		f.Action = v
 	}
 	if v := q.Get("source"); v != "" {
-		if v != "dns" && v != "sni" && v != "quic" && v != "http" {
-			return f, fmt.Errorf("source: want dns, sni, quic or http, got %q", v)
+		if v != "dns" && v != "sni" && v != "quic" && v != "http" && v != "ip" {
+			return f, fmt.Errorf("source: want dns, sni, quic, http or ip, got %q", v)
 		}
 		f.Source = v
 	}

@@ -30,7 +30,7 @@ func TestParseEventFilter(t *testing.T) {
 		{url.Values{"since": {"-5m"}}, "since: want a positive duration"},
 		{url.Values{"client": {"10.20.0.300"}}, "client: want an IP address"},
 		{url.Values{"action": {"drop"}}, "action: want allow, block or rewrite"},
-		{url.Values{"source": {"ftp"}}, "source: want dns, sni, quic or http"},
+		{url.Values{"source": {"ftp"}}, "source: want dns, sni, quic, http or ip"},
 		{url.Values{"limit": {"0"}}, "limit: want a number from 1 to 1000"},
 		{url.Values{"limit": {"5000"}}, "limit: want a number from 1 to 1000"},
 		{url.Values{"colour": {"red"}}, `unknown parameter "colour"`},

@@ -24,6 +24,13 @@ import (
 	"github.com/schoolgate/schoolgate/webui"
 )
 
+// gatewayState is what the fast path's numbers mean under the configuration in force.
+type gatewayState struct {
+	cfg *config.Config
+	cat *lists.Catalog
+	ids map[string]uint16 // profile name → fast-path profile id (its index in cfg.Profiles)
+}
+
 // internalNets are the destinations a guest segment never reaches (besides every
 // segment's own subnets): private, shared, link-local, loopback, multicast and ULA ranges.
 var internalNets = []string{
@@ -44,7 +51,7 @@ type gateway struct {
 	net    *netcfg.Gateway
 	filter *filter.Filter
 	slow   *nfq.Slowpath
-	ids    atomic.Pointer[map[string]uint16] // profile name → fast-path profile id
+	state  atomic.Pointer[gatewayState]
 }
 
 func newGateway(cfg *config.Config, pinPath string, logger *slog.Logger) *gateway {
@@ -89,6 +96,13 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 	}
 	if err := g.apply(cfg, cat); err != nil {
 		return err
+	}
+	if events != nil {
+		go func() {
+			if err := g.filter.ReadDrops(ctx, func(ev filter.DropEvent) { events.Record(g.dropEvent(ev)) }); err != nil {
+				g.log.Warn("reading the fast path's drop events", "err", err)
+			}
+		}()
 	}
 	slow, err := nfq.New(nfq.Config{
 		Queue: 0, Queues: queues(), Policy: engine, Flows: flowMap{g}, Events: events,
@@ -195,7 +209,7 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 			}
 		}
 	}
-	g.ids.Store(&ids)
+	g.state.Store(&gatewayState{cfg: cfg, cat: cat, ids: ids})
 	return errors.Join(
 		g.filter.SetProfiles(profiles),
 		g.filter.SetDevices(devices),
@@ -208,7 +222,7 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 func (g *gateway) attach(cfg *config.Config) error {
 	ifs := g.net.Interfaces()
 	for i, s := range cfg.Segments {
-		seg := filter.Segment{ID: uint16(i + 1), Profile: (*g.ids.Load())[s.Profile], Guest: s.Guest}
+		seg := filter.Segment{ID: uint16(i + 1), Profile: g.state.Load().ids[s.Profile], Guest: s.Guest}
 		if err := g.filter.AttachSegment(ifs[s.Name], seg); err != nil {
 			return err
 		}
@@ -307,9 +321,65 @@ func (g *gateway) close() error {
 	return errors.Join(errs...)
 }
 
+// dropEvent turns a fast-path drop (at most one a minute per client, server and protocol)
+// into an event of source "ip": the server's address and port as the name, the reason
+// as the rule, and for listed addresses the list.
+func (g *gateway) dropEvent(ev filter.DropEvent) eventlog.Event {
+	st := g.state.Load()
+	e := eventlog.Event{
+		Time: ev.Time, Client: ev.Client.Addr(), Source: "ip", Name: ev.Server.String(),
+		Action: "block", Tier: string(policy.TierProfile), Count: 1,
+	}
+	if len(ev.MAC) == 6 {
+		e.MAC = ev.MAC.String()
+	}
+	if i := int(ev.Segment) - 1; i >= 0 && i < len(st.cfg.Segments) {
+		e.Segment = st.cfg.Segments[i].Name
+	}
+	if int(ev.Profile) < len(st.cfg.Profiles) {
+		e.Profile = st.cfg.Profiles[ev.Profile].Name
+	}
+	for _, d := range st.cfg.Devices {
+		if strings.EqualFold(d.MAC, e.MAC) {
+			e.Device = d.Name
+		}
+	}
+	proto := "udp"
+	if ev.Proto == 6 {
+		proto = "tcp"
+	}
+	port := fmt.Sprintf("%s/%d", proto, ev.Server.Port())
+	switch ev.Reason {
+	case filter.ReasonGuest:
+		e.Tier, e.Rule = "guest", "guest segment: internal address"
+	case filter.ReasonDoT:
+		e.Category, e.Rule = "bypass", "DNS over TLS/QUIC "+port
+	case filter.ReasonVPN:
+		e.Category, e.Rule = "bypass", "VPN port "+port
+	case filter.ReasonQUIC:
+		e.Rule = "QUIC blocked for the profile"
+	case filter.ReasonAddress:
+		e.Category, e.Rule = "bypass", "listed address"
+		if int(ev.Profile) < len(st.cfg.Profiles) {
+		lists:
+			for _, name := range st.cfg.Profiles[ev.Profile].Bypass.AddressLists {
+				for _, p := range st.cat.Addresses[name] {
+					if p.Contains(ev.Server.Addr()) {
+						e.List, e.Rule = name, p.String()
+						break lists
+					}
+				}
+			}
+		}
+	default:
+		e.Rule = ev.Reason.String() + " " + port
+	}
+	return e
+}
+
 // flowMap writes the slow path's verdicts into the fast path's flow map.
 type flowMap struct{ g *gateway }
 
 func (m flowMap) SetFlowVerdict(f nfq.Flow, allow bool, d policy.Decision) error {
-	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, allow, (*m.g.ids.Load())[d.ProfileName()])
+	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, allow, m.g.state.Load().ids[d.ProfileName()])
 }

@@ -324,6 +324,28 @@ func TestPrivilegedGateway(t *testing.T) {
 			g.events(t, "action=block&source="+tc.source, func(evs []apiEvent) bool { return hasEvent(evs, byPupil(tc.source, tc.name)) })
 		}
 		g.events(t, "action=allow&source=quic", func(evs []apiEvent) bool { return hasEvent(evs, byPupil("quic", "allowed.test")) })
+
+		// The kernel's drops by port and address are events too: what a DSL needs to see
+		// when a pupil's device tries a VPN or its own resolver.
+		allowedAddr := topo.InetAddr4(addrAllowed).String()
+		for _, want := range []apiEvent{
+			{Name: net.JoinHostPort(inet.DoT.Addr().String(), "853"), Rule: "DNS over TLS/QUIC tcp/853", Category: "bypass"},
+			{Name: net.JoinHostPort(allowedAddr, "51820"), Rule: "VPN port udp/51820", Category: "bypass"},
+			{Name: net.JoinHostPort(topo.InetAddr4(addrDoH).String(), "443"), List: "doh", Rule: topo.InetAddr4(addrDoH).String() + "/32", Category: "bypass"},
+			{Name: net.JoinHostPort(topo.InetAddr6(addrDoH).String(), "443"), List: "doh", Rule: topo.InetAddr6(addrDoH).String() + "/128", Category: "bypass"},
+		} {
+			g.events(t, "action=block&source=ip&profile=pupils", func(evs []apiEvent) bool {
+				return hasEvent(evs, func(e apiEvent) bool {
+					return e.Name == want.Name && e.Rule == want.Rule && e.List == want.List && e.Category == want.Category &&
+						e.Segment == "pupil" && e.MAC == pupilMAC && e.Tier == "profile"
+				})
+			})
+		}
+		g.events(t, "action=block&source=ip&segment=guest", func(evs []apiEvent) bool {
+			return hasEvent(evs, func(e apiEvent) bool {
+				return e.Tier == "guest" && e.MAC == seg["guest"].ClientMAC.String() && strings.HasPrefix(e.Name, seg["staff"].Client4.String()+":")
+			})
+		})
 	})
 
 	t.Run("status", func(t *testing.T) {

@@ -188,5 +188,5 @@ func (s *syncBuffer) String() string {
 }
 
 type apiEvent struct {
-	Client, MAC, Segment, Profile, Source, Name, Action, Tier, Category string
+	Client, MAC, Segment, Profile, Source, Name, Action, Tier, Category, List, Rule string
 }

@@ -40,18 +40,20 @@ var (
 // Event is one filtering decision.
 type Event struct {
 	// ID is set on query results; it is unique and orders events by time.
-	ID       int64
-	Time     time.Time
-	Client   netip.Addr
-	MAC      string // "" when unknown
-	Device   string // device name, "" when unknown
-	Segment  string
-	Profile  string
-	Source   string // "dns", "sni", "quic", "http"
-	Name     string // domain asked / seen
+	ID      int64
+	Time    time.Time
+	Client  netip.Addr
+	MAC     string // "" when unknown
+	Device  string // device name, "" when unknown
+	Segment string
+	Profile string
+	// Source is "dns", "sni", "quic", "http", or "ip" for the packet path's drops by
+	// address and port (DoT, VPN ports, listed addresses, QUIC, guest isolation).
+	Source   string
+	Name     string // domain asked / seen; for source ip the server's address and port
 	QType    string // "A", "AAAA", "HTTPS"... ("" for non-DNS)
 	Action   string // "allow", "block", "rewrite"
-	Tier     string // "protected", "exception", "profile", "safesearch", "canary", "default"
+	Tier     string // "protected", "exception", "profile", "safesearch", "canary", "default", "noname", "guest"
 	Category string
 	List     string
 	Rule     string // the matching list entry or rule
