@@ -49,6 +49,9 @@ type PacketCounters struct {
 	HandOffs uint64            `json:"handoffs"`  // first packets sent to the slow path
 	FlowHits uint64            `json:"flow_hits"` // packets of allowed flows passed in the kernel
 	Drops    map[string]uint64 `json:"drops,omitempty"`
+	// EventsLost counts drop events the kernel could not hand to the daemon (its ring
+	// buffer was full); the drops themselves are counted in Drops.
+	EventsLost uint64 `json:"events_lost,omitempty"`
 }
 
 // SlowPathCounters are the slow path's: packets read from the queues and flows judged.

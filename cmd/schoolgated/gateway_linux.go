@@ -268,7 +268,7 @@ func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath
 		if !ok && id == filter.WANID {
 			continue
 		}
-		pc := webui.PacketCounters{Segment: name, Packets: ct.Packets, Bytes: ct.Bytes, HandOffs: ct.HandOffs, FlowHits: ct.FlowHits}
+		pc := webui.PacketCounters{Segment: name, Packets: ct.Packets, Bytes: ct.Bytes, HandOffs: ct.HandOffs, FlowHits: ct.FlowHits, EventsLost: ct.EventsLost}
 		for r, n := range ct.Drops {
 			if n > 0 {
 				if pc.Drops == nil {
