@@ -1,6 +1,7 @@
 package nfq
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 
@@ -24,10 +25,21 @@ type Flow struct {
 type packet struct {
 	flow    Flow
 	seq     uint32 // TCP sequence number of the payload's first byte
+	ack     uint32 // TCP acknowledgement number, when hasACK
+	hasACK  bool
 	syn     bool
 	fin     bool
 	rst     bool
-	payload []byte // aliases the packet
+	ts      tcpTimestamp // TCP timestamp option, when ts.ok
+	payload []byte       // aliases the packet
+	inDev   int          // interface the packet came in on (set by the caller); 0 unknown
+}
+
+// tcpTimestamp is a TCP timestamp option (RFC 7323): the sender's clock and the echo of
+// the peer's.
+type tcpTimestamp struct {
+	val, ecr uint32
+	ok       bool
 }
 
 var errUndecodable = errors.New("not an IPv4/IPv6 TCP or UDP packet")
@@ -96,6 +108,12 @@ func (d *decoder) decode(b []byte) (packet, error) {
 	case layers.LayerTypeTCP:
 		p.flow = Flow{netip.AddrPortFrom(src, uint16(d.tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.tcp.DstPort)), protoTCP}
 		p.seq, p.syn, p.fin, p.rst = d.tcp.Seq, d.tcp.SYN, d.tcp.FIN, d.tcp.RST
+		p.ack, p.hasACK = d.tcp.Ack, d.tcp.ACK
+		for _, o := range d.tcp.Options {
+			if o.OptionType == layers.TCPOptionKindTimestamps && len(o.OptionData) == 8 {
+				p.ts = tcpTimestamp{val: binary.BigEndian.Uint32(o.OptionData), ecr: binary.BigEndian.Uint32(o.OptionData[4:]), ok: true}
+			}
+		}
 		p.payload = d.tcp.Payload
 		if p.syn {
 			p.seq++ // SYN occupies one sequence number before the data

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/google/gopacket/layers"
 )
 
 // FuzzSlowPath feeds raw IP packets, as nfqueue hands them over, through the decoder and
@@ -14,6 +16,10 @@ func FuzzSlowPath(f *testing.F) {
 		0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0, 0x16, 3, 1, 0, 5})
 	f.Add([]byte{0x60, 0, 0, 0, 0, 12, 17, 64, 0xfd, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
 		0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0x9c, 0x40, 0x01, 0xbb, 0, 12, 0, 0, 0xc0, 0, 0, 0})
+	// A plain-HTTP request with timestamps, over IPv4 and IPv6: these flows get block pages.
+	get := []byte("GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n")
+	f.Add(tcpPacket(f, httpFlow4, 1000, 5000, get))
+	f.Add(tcpPacket(f, httpFlow6, 0xfffffff0, 5000, get))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dec := newDecoder()
 		tr := newTracker(time.Second, 4)
@@ -32,6 +38,7 @@ func FuzzSlowPath(f *testing.F) {
 				for _, x := range o.ids {
 					delete(held, x)
 				}
+				checkBlockPage(t, o)
 			}
 		}
 		for _, o := range tr.expire(now.Add(time.Second)) {
@@ -43,4 +50,34 @@ func FuzzSlowPath(f *testing.F) {
 			t.Fatalf("%d packets never released", len(held))
 		}
 	})
+}
+
+// checkBlockPage: whatever the client sent, the block page for its flow (when it gets
+// one) is built without panicking and fits in one segment.
+func checkBlockPage(t *testing.T, o *outcome) {
+	if !wantsBlockPage(o) {
+		return
+	}
+	pkt, err := blockPagePacket(o.flow, o.req, bytes.Repeat([]byte("é"), 1000))
+	if err != nil {
+		t.Fatalf("block page for %v: %v", o.flow, err)
+	}
+	if len(pkt) > maxPagePacket4 || (o.flow.Client.Addr().Is6() && len(pkt) > maxPagePacket6) {
+		t.Fatalf("block page of %d bytes", len(pkt))
+	}
+	if _, err := serverResetPacket(o.flow, o.req); err != nil {
+		t.Fatalf("server reset for %v: %v", o.flow, err)
+	}
+}
+
+// tcpPacket builds a client's TCP data packet of flow fl with a timestamp option.
+func tcpPacket(tb testing.TB, fl Flow, seq, ack uint32, payload []byte) []byte {
+	tcp := &layers.TCP{SrcPort: layers.TCPPort(fl.Client.Port()), DstPort: layers.TCPPort(fl.Server.Port()),
+		Seq: seq, Ack: ack, ACK: true, PSH: true, Window: 502,
+		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindTimestamps, OptionData: []byte{0, 0, 0, 1, 0, 0, 0, 2}}}}
+	pkt, err := serializeTCP(fl.Client.Addr(), fl.Server.Addr(), tcp, payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pkt
 }

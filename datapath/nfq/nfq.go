@@ -3,6 +3,8 @@
 // name (TLS ClientHello SNI reassembled across segments, QUIC Initial SNI, HTTP Host), asks
 // the policy engine, releases or blocks the held packets, writes the verdict into the
 // kernel's flow map so the rest of the flow never leaves the kernel, and records an event.
+// A blocked TCP flow is reset, except that a blocked plain-HTTP request may be answered
+// with a block page instead (Config.BlockPage).
 //
 // Packets of a flow are held (no verdict) until its name is readable or HoldTimeout
 // passes: post-quantum ClientHellos span two TCP segments, which clients send back to back
@@ -52,7 +54,25 @@ type Config struct {
 	// MarkMask and MarkBlock are the fast path's marks: a blocked TCP packet is put back
 	// through the hook with MarkBlock so the nftables table answers it with a reset.
 	MarkMask, MarkBlock uint32
-	Logger              *slog.Logger
+	// BlockPage, when set, renders the page shown for a blocked plain-HTTP request (TCP 80,
+	// named by its Host header; TLS and QUIC flows are reset whatever this says). It gets
+	// the host and the decision and returns an HTML body. The host comes from the client
+	// (a valid name, lowercased, by sni.ParseHTTPHost): escape it like any input.
+	//
+	// The slow path then answers the request in the server's place with one TCP segment
+	// (PSH|ACK|FIN) carrying "403 Forbidden" and the body, sent back out of the interface
+	// the request came in on; turns the held request into a reset for the server, which
+	// never sees the request; and resets the client's later packets as usual. The page must
+	// fit in one segment (an IP packet of 1400 bytes over IPv4, 1280 over IPv6): a body of
+	// MaxBlockPageBody bytes always fits; a longer one is cut at a UTF-8 character boundary,
+	// not refused. When the page cannot be sent the client gets the reset, as without
+	// BlockPage.
+	//
+	// It is called on the queues' reading goroutines, possibly several at once: it must be
+	// quick and safe for concurrent use. Start opens the raw sockets the pages need in its
+	// network namespace.
+	BlockPage func(host string, d policy.Decision) []byte
+	Logger    *slog.Logger
 }
 
 // Stats are the slow path's counters.
@@ -64,20 +84,23 @@ type Stats struct {
 	Unnamed   uint64 // flows decided without a name (no SNI, not TLS, timeout...)
 	Timeouts  uint64
 	Overloads uint64 // flows the failure mode decided because too many were held
-	Errors    uint64 // verdicts or flow-map writes that failed
+	Errors    uint64 // verdicts, flow-map writes or block-page injections that failed
+	// BlockPages counts blocked plain-HTTP requests answered with Config.BlockPage's page
+	// (they are also counted in Blocked).
+	BlockPages uint64
 	// KernelDropped counts packets the kernel dropped or passed (by the failure mode)
 	// because a queue was full or nobody listened, from /proc/net/netfilter/nfnetlink_queue.
 	KernelDropped uint64
 }
 
 type counters struct {
-	packets, flows, allowed, blocked, unnamed, timeouts, overloads, errors atomic.Uint64
+	packets, flows, allowed, blocked, unnamed, timeouts, overloads, errors, blockPages atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{Packets: c.packets.Load(), Flows: c.flows.Load(), Allowed: c.allowed.Load(),
 		Blocked: c.blocked.Load(), Unnamed: c.unnamed.Load(), Timeouts: c.timeouts.Load(),
-		Overloads: c.overloads.Load(), Errors: c.errors.Load()}
+		Overloads: c.overloads.Load(), Errors: c.errors.Load(), BlockPages: c.blockPages.Load()}
 }
 
 func (c *Config) defaults() {

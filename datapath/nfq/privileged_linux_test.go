@@ -1,11 +1,18 @@
 package nfq
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"html"
 	"io"
+	"log/slog"
+	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -77,7 +84,8 @@ type packetPath struct {
 	events *events
 }
 
-func startPacketPath(t *testing.T) *packetPath {
+// startPacketPath starts one; page is the slow path's Config.BlockPage (nil: resets).
+func startPacketPath(t *testing.T, page func(string, policy.Decision) []byte) *packetPath {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: network namespaces, eBPF and nfqueue")
 	}
@@ -149,7 +157,7 @@ func startPacketPath(t *testing.T) *packetPath {
 		}
 
 		slow, err := New(Config{Policy: engine, Flows: flowMap{f, profiles}, Events: pp.events,
-			MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock})
+			MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, BlockPage: page})
 		if err != nil {
 			return err
 		}
@@ -190,7 +198,7 @@ func (pp *packetPath) get(client, url string, addr netip.Addr, h3 bool) (string,
 // (curl --resolve) are judged by the name in their handshake: TLS with Go's post-quantum
 // two-segment ClientHello over IPv4 and IPv6, QUIC, and plain HTTP.
 func TestPrivilegedSNIFiltering(t *testing.T) {
-	pp := startPacketPath(t)
+	pp := startPacketPath(t, nil)
 	blocked := pp.inet.Addrs("blocked.test")
 	allowed := pp.inet.Addrs("allowed.test")
 	tests := []struct {
@@ -226,6 +234,18 @@ func TestPrivilegedSNIFiltering(t *testing.T) {
 		}
 	}
 
+	// Without a block page, curl's plain-HTTP request to a blocked name is reset, over
+	// IPv4 and IPv6.
+	for _, addr := range blocked {
+		res := pp.curl(t, "pupil", "blocked.test", addr)
+		if res.err == nil || !strings.Contains(res.stderr, "reset") || res.took > time.Second {
+			t.Errorf("curl http://blocked.test/ at %v: %s, %v after %v; want a reset within a second", addr, res, res.err, res.took)
+		}
+	}
+	if n := pp.slow.Stats().BlockPages; n != 0 {
+		t.Errorf("%d block pages sent without Config.BlockPage", n)
+	}
+
 	// Every decision is an event with segment, profile and the device's MAC.
 	pupilMAC := pp.topo.Segments["pupil"].ClientMAC.String()
 	for _, want := range []struct{ source, name, action string }{
@@ -259,5 +279,164 @@ func TestPrivilegedSNIFiltering(t *testing.T) {
 	}
 	if stats[1].FlowHits == 0 {
 		t.Errorf("staff segment: no fast-path flow hits: %+v", stats[1])
+	}
+}
+
+// curlResult is what curl made of one plain-HTTP request.
+type curlResult struct {
+	code, body, stderr string
+	took               time.Duration
+	err                error
+}
+
+func (r curlResult) String() string {
+	return fmt.Sprintf("status %q body %q stderr %q", r.code, r.body, strings.TrimSpace(r.stderr))
+}
+
+// curl fetches http://host/ with curl from a client namespace, connecting to addr whatever
+// the name (--resolve), and returns the status code, the body and curl's complaints.
+func (pp *packetPath) curl(t *testing.T, client, host string, addr netip.Addr) curlResult {
+	t.Helper()
+	ip := addr.String()
+	if addr.Is6() {
+		ip = "[" + ip + "]"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := pp.topo.Clients[client].Command(ctx, "curl", "-sS", "--max-time", "3",
+		"--resolve", host+":80:"+ip, "-w", "\n%{http_code}", "http://"+host+"/")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	res := curlResult{stderr: stderr.String(), took: time.Since(start), err: err}
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("running curl: %v", err)
+	}
+	out := stdout.String()
+	if i := strings.LastIndexByte(out, '\n'); i >= 0 {
+		res.body, res.code = out[:i], out[i+1:]
+	}
+	return res
+}
+
+// TestPrivilegedHTTPBlockPage: with Config.BlockPage, curl's plain-HTTP request to a
+// blocked name gets the block page (403, the page's body, the connection closed cleanly)
+// over IPv4 and IPv6, the server's side of the connection is reset rather than left open,
+// and allowed names still reach the server.
+func TestPrivilegedHTTPBlockPage(t *testing.T) {
+	page := func(host string, d policy.Decision) []byte {
+		return []byte(fmt.Sprintf("<!doctype html><title>Blocked</title><p>%s is blocked for %s (%s).</p>",
+			html.EscapeString(host), html.EscapeString(d.ProfileName()), d.Action))
+	}
+	pp := startPacketPath(t, page)
+	blocked := pp.inet.Addrs("blocked.test")
+	allowed := pp.inet.Addrs("allowed.test")
+	want := "<p>blocked.test is blocked for pupils (block).</p>"
+
+	for _, addr := range blocked {
+		res := pp.curl(t, "pupil", "blocked.test", addr)
+		if res.err != nil || res.code != "403" || !strings.Contains(res.body, want) {
+			t.Errorf("curl http://blocked.test/ at %v: %s, %v; want 403 and the block page", addr, res, res.err)
+		}
+	}
+	for _, addr := range allowed {
+		res := pp.curl(t, "pupil", "allowed.test", addr)
+		if res.err != nil || res.code != "200" || res.body != "hello from allowed.test" {
+			t.Errorf("curl http://allowed.test/ at %v: %s, %v; want the real page", addr, res, res.err)
+		}
+	}
+	// Staff may visit the name: the real page.
+	if res := pp.curl(t, "staff", "blocked.test", blocked[0]); res.err != nil || res.code != "200" || res.body != "hello from blocked.test" {
+		t.Errorf("staff curl http://blocked.test/: %s, %v; want the real page", res, res.err)
+	}
+	// TLS to a blocked name is reset as before.
+	if body, err := pp.get("pupil", "https://blocked.test/", blocked[0], false); err == nil {
+		t.Errorf("pupil https://blocked.test/: got %q, want a reset", body)
+	}
+
+	st := pp.slow.Stats()
+	if st.BlockPages != uint64(len(blocked)) || st.Errors != 0 {
+		t.Errorf("stats: %d block pages, %d errors; want %d and 0", st.BlockPages, st.Errors, len(blocked))
+	}
+	if ev, ok := pp.events.find("http", "blocked.test", "block"); !ok || ev.Segment != "pupil" {
+		t.Errorf("no http block event for the pupil segment: %+v", ev)
+	}
+
+	// A request spoofed from an address on the internet gets no page there: the page may
+	// leave only by the interface the request came in on (else a pupil could aim pages,
+	// twenty times the request's size, at anyone).
+	victim := netip.MustParseAddr("203.0.113.50")
+	if out, err := pp.topo.Inet.Command(context.Background(), "ip", "addr", "add", victim.String()+"/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("adding the victim's address: %v: %s", err, out)
+	}
+	capture, err := pp.topo.Inet.ListenPacket("ip4:tcp", victim.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer capture.Close()
+	// The server address is none of the inet namespace's own, so that the page, should it
+	// come, is not dropped there as a martian (from a local address).
+	server := netip.MustParseAddr("203.0.113.60")
+	spoofed := Flow{Client: netip.AddrPortFrom(victim, 40123), Server: netip.AddrPortFrom(server, 80), Proto: protoTCP}
+	err = pp.topo.Clients["pupil"].Do(func() error {
+		eth0, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		inj := openInjector(slog.New(slog.DiscardHandler))
+		defer inj.close()
+		return inj.send(tcpPacket(t, spoofed, 1000, 5000, []byte("GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n")), server, eth0.Index)
+	})
+	if err != nil {
+		t.Fatalf("sending the spoofed request: %v", err)
+	}
+	buf := make([]byte, 2048)
+	capture.SetReadDeadline(time.Now().Add(time.Second))
+	for {
+		n, _, err := capture.ReadFrom(buf) // the TCP segment, without the IP header
+		if err != nil {
+			break
+		}
+		if n >= 20 && binary.BigEndian.Uint16(buf) == 80 {
+			t.Errorf("the internet address got a segment from port 80 for a spoofed request: %q", buf[20:n])
+			break
+		}
+	}
+	// The spoofed request was judged all the same (else this proves nothing).
+	pp.events.mu.Lock()
+	judged := false
+	for _, ev := range pp.events.ev {
+		judged = judged || (ev.Client == victim && ev.Source == "http" && ev.Action == "block")
+	}
+	pp.events.mu.Unlock()
+	if !judged {
+		t.Error("the spoofed request never reached the slow path")
+	}
+
+	// The server never got the request, and its side was reset through the WAN's NAT:
+	// no connection to a blocked address lingers there.
+	var lingering string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		lingering = ""
+		for _, addr := range blocked {
+			src := addr.String()
+			if addr.Is6() {
+				src = "[" + src + "]"
+			}
+			out, err := pp.topo.Inet.Command(context.Background(), "ss", "-Htn", "state", "established",
+				"src", src, "sport", "=", ":80").Output()
+			if err != nil {
+				t.Fatalf("ss: %v", err)
+			}
+			lingering += strings.TrimSpace(string(out))
+		}
+		if lingering == "" {
+			break
+		}
+	}
+	if lingering != "" {
+		t.Errorf("the server still holds the blocked connections:\n%s", lingering)
 	}
 }

@@ -21,6 +21,7 @@ type Slowpath struct {
 	cfg    Config
 	queues []*nfqueue.Nfqueue
 	cnt    counters
+	inj    *injector // raw sockets for block pages; nil without Config.BlockPage
 
 	mu     sync.Mutex // guards tr and recent: a flow's packets may arrive on any queue
 	tr     *tracker
@@ -51,6 +52,9 @@ func New(cfg Config) (*Slowpath, error) {
 // Start binds the queues in the caller's network namespace and starts reading them.
 func (s *Slowpath) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
+	if s.cfg.BlockPage != nil {
+		s.inj = openInjector(s.cfg.Logger)
+	}
 	flags := uint32(0)
 	if s.cfg.FailOpen {
 		flags |= nfqueue.NfQaCfgFlagFailOpen
@@ -109,6 +113,9 @@ func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
 		s.release(id, Flow{}, s.cfg.FailOpen)
 		return
 	}
+	if a.InDev != nil {
+		p.inDev = int(*a.InDev)
+	}
 	mac := ""
 	if a.HwAddr != nil && len(*a.HwAddr) == 6 {
 		mac = net.HardwareAddr(*a.HwAddr).String()
@@ -155,7 +162,10 @@ func (s *Slowpath) sweep(ctx context.Context) {
 
 // finish judges a flow, writes the verdict to the kernel, records the event and releases
 // the held packets. The flow map is written first, so that packets after the held ones
-// stay in the kernel.
+// stay in the kernel. A blocked plain-HTTP request may be answered with the block page
+// instead: the page is sent before the flow map is written (the fast path would drop it
+// after), and the held request is then turned into a reset for the server (see
+// resetServer) rather than reset at the client.
 func (s *Slowpath) finish(o *outcome, now time.Time) {
 	d, allow := judge(s.cfg.Policy, o, s.cfg.FailOpen)
 	s.cnt.flows.Add(1)
@@ -170,6 +180,7 @@ func (s *Slowpath) finish(o *outcome, now time.Time) {
 	} else {
 		s.cnt.blocked.Add(1)
 	}
+	page := !allow && s.sendBlockPage(o, d)
 	if o.why != whyOther {
 		if err := s.cfg.Flows.SetFlowVerdict(o.flow, allow, d); err != nil {
 			s.cnt.errors.Add(1)
@@ -182,19 +193,25 @@ func (s *Slowpath) finish(o *outcome, now time.Time) {
 	if s.cfg.Events != nil {
 		s.cfg.Events.Record(event(o, d, now))
 	}
-	for _, id := range o.ids {
-		s.release(id, o.flow, allow)
+	for i, id := range o.ids {
+		switch {
+		case page && i == 0:
+			s.resetServer(id, o)
+		case page:
+			s.drop(id)
+		default:
+			s.release(id, o.flow, allow)
+		}
 	}
 }
 
 // release gives one held packet its verdict: accepted; or, for TCP, sent once more through
 // the hook with the block mark so the nftables table answers with a reset; or dropped.
 func (s *Slowpath) release(id uint64, f Flow, allow bool) {
-	qi, pid := int(id>>32), uint32(id)
-	if qi >= len(s.queues) {
+	q, pid := s.queueOf(id)
+	if q == nil {
 		return
 	}
-	q := s.queues[qi]
 	var err error
 	switch {
 	case allow:
@@ -208,6 +225,49 @@ func (s *Slowpath) release(id uint64, f Flow, allow bool) {
 		s.cnt.errors.Add(1)
 		s.cfg.Logger.Warn("setting nfqueue verdict", "err", err)
 	}
+}
+
+// resetServer turns one held packet of a request the block page has answered into a reset
+// from the client to the server, at the request's first sequence number: the server never
+// got the request, so that is exactly what it expects next, and it closes its side instead
+// of waiting for its idle timeout. The packet goes on as the client's own would, with its
+// conntrack entry, so the WAN's masquerade rewrites it like the rest of the flow. Should
+// that fail, the packet is dropped: the client already has its page.
+func (s *Slowpath) resetServer(id uint64, o *outcome) {
+	q, pid := s.queueOf(id)
+	if q == nil {
+		return
+	}
+	rst, err := serverResetPacket(o.flow, o.req)
+	if err == nil {
+		err = q.SetVerdictModPacket(pid, nfqueue.NfAccept, rst)
+	}
+	if err != nil {
+		s.cnt.errors.Add(1)
+		s.cfg.Logger.Warn("resetting the server of a blocked HTTP flow", "flow", o.flow, "err", err)
+		s.drop(id)
+	}
+}
+
+// drop drops one held packet: a request the block page has answered.
+func (s *Slowpath) drop(id uint64) {
+	q, pid := s.queueOf(id)
+	if q == nil {
+		return
+	}
+	if err := q.SetVerdict(pid, nfqueue.NfDrop); err != nil {
+		s.cnt.errors.Add(1)
+		s.cfg.Logger.Warn("setting nfqueue verdict", "err", err)
+	}
+}
+
+// queueOf splits a held packet's id into its queue and the queue's packet id.
+func (s *Slowpath) queueOf(id uint64) (*nfqueue.Nfqueue, uint32) {
+	qi := int(id >> 32)
+	if qi >= len(s.queues) {
+		return nil, 0
+	}
+	return s.queues[qi], uint32(id)
 }
 
 // Stats returns the counters.
@@ -256,5 +316,9 @@ func (s *Slowpath) Close() error {
 	}
 	s.wg.Wait()
 	s.queues = nil
+	if s.inj != nil {
+		errs = append(errs, s.inj.close())
+		s.inj = nil
+	}
 	return errors.Join(errs...)
 }

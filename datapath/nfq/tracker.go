@@ -70,6 +70,20 @@ type outcome struct {
 	mac   string // the client's MAC, from the first packet that carried one
 	ids   []uint64
 	first time.Time
+	req   request // HTTP flows with a name: where the request sits, for a block page
+}
+
+// request is where a plain-HTTP request sits in its TCP stream: what the slow path needs
+// to answer it in the server's place (see blockPagePacket).
+type request struct {
+	seq uint32       // the request's first byte: the server's next expected sequence number
+	end uint32       // one past the highest byte held
+	ack uint32       // the client's acknowledgement: the server's next sequence number
+	ts  tcpTimestamp // the client's latest timestamp option, to echo
+	ok  bool         // the fields are known: the request was held and carried ACK
+	// inDev is the interface the request came in on (0 when unknown): the page goes back
+	// out of it and no other.
+	inDev int
 }
 
 // segment is TCP payload held until the stream from the first byte is readable.
@@ -86,6 +100,11 @@ type pending struct {
 	ids   []uint64
 	segs  []segment // TCP, sorted by sequence number
 	quic  sni.QUICFlow
+	// The latest acknowledgement and timestamp option among the TCP packets held.
+	ack    uint32
+	hasACK bool
+	ts     tcpTimestamp
+	inDev  int // from the first packet that had one
 }
 
 // tracker holds flows until their name is readable. It is pure logic, with no kernel in
@@ -128,7 +147,11 @@ func (t *tracker) add(id uint64, p packet, mac string, now time.Time) *outcome {
 		return nil
 	}
 	delete(t.flows, p.flow)
-	return &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, mac: pf.mac, ids: pf.ids, first: pf.first}
+	o := &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, mac: pf.mac, ids: pf.ids, first: pf.first}
+	if k == kindHTTP && name != "" {
+		o.req = pf.request()
+	}
+	return o
 }
 
 // expire ends flows held longer than the timeout: their name did not come in time.
@@ -156,6 +179,7 @@ func (pf *pending) feed(p packet) (name string, ech bool, why string, done bool)
 	if !pf.insert(p.seq, p.payload) {
 		return "", false, whyMalformed, true
 	}
+	pf.note(p)
 	stream := pf.stream()
 	var h sni.Hello
 	var err error
@@ -207,6 +231,45 @@ func (pf *pending) insert(seq uint32, data []byte) bool {
 		return int32(pf.segs[i].seq-base) < int32(pf.segs[j].seq-base)
 	})
 	return true
+}
+
+// note keeps the latest acknowledgement and timestamps of a held TCP packet, and the
+// interface the flow came in on. Acknowledgements and timestamps grow over a connection's
+// life, so "latest" is the highest by signed distance (they wrap), whatever order the
+// packets came in.
+func (pf *pending) note(p packet) {
+	if p.hasACK && (!pf.hasACK || int32(p.ack-pf.ack) > 0) {
+		pf.ack, pf.hasACK = p.ack, true
+	}
+	if pf.inDev == 0 {
+		pf.inDev = p.inDev
+	}
+	if p.ts.ok {
+		if !pf.ts.ok || int32(p.ts.val-pf.ts.val) > 0 {
+			pf.ts.val = p.ts.val
+		}
+		if !pf.ts.ok || int32(p.ts.ecr-pf.ts.ecr) > 0 {
+			pf.ts.ecr = p.ts.ecr
+		}
+		pf.ts.ok = true
+	}
+}
+
+// request says where the held request sits in the stream: from the lowest sequence number
+// held to the highest end. It is ok only when the client's packets carried an ACK (every
+// packet of an established connection does).
+func (pf *pending) request() request {
+	if len(pf.segs) == 0 || !pf.hasACK {
+		return request{}
+	}
+	r := request{seq: pf.segs[0].seq, ack: pf.ack, ts: pf.ts, ok: true, inDev: pf.inDev}
+	r.end = r.seq
+	for _, s := range pf.segs {
+		if end := s.seq + uint32(len(s.data)); int32(end-r.end) > 0 {
+			r.end = end
+		}
+	}
+	return r
 }
 
 func (pf *pending) bytes() int {
