@@ -63,7 +63,9 @@ type SlowPathCounters struct {
 	Unnamed   uint64 `json:"unnamed"`  // judged without a name: no SNI, not TLS, timeout
 	Timeouts  uint64 `json:"timeouts"` // handshakes not complete within the hold time
 	Overloads uint64 `json:"overloads"`
-	Errors    uint64 `json:"errors"`
+	// BlockPages counts blocked plain-HTTP requests answered with the block page.
+	BlockPages uint64 `json:"block_pages"`
+	Errors     uint64 `json:"errors"`
 	// KernelDropped counts packets the kernel dropped (failure mode closed) or passed
 	// (open) because a queue was full or the daemon was not reading.
 	KernelDropped uint64 `json:"kernel_dropped"`

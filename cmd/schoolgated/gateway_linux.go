@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/schoolgate/schoolgate/datapath/filter"
 	"github.com/schoolgate/schoolgate/datapath/neigh"
@@ -108,6 +109,9 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 		Queue: 0, Queues: queues(), Policy: engine, Flows: flowMap{g}, Events: events,
 		FailOpen: cfg.Appliance.FailureMode == config.FailOpen,
 		MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, Logger: g.log,
+		BlockPage: func(host string, d policy.Decision) []byte {
+			return webui.BlockPage(g.state.Load().cfg.Appliance.Name, host, d, time.Now())
+		},
 	})
 	if err != nil {
 		return err
@@ -282,7 +286,7 @@ func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath
 	slices.SortFunc(pp.Segments, func(a, b webui.PacketCounters) int { return strings.Compare(a.Segment, b.Segment) })
 	s := g.slow.Stats()
 	pp.SlowPath = webui.SlowPathCounters{Packets: s.Packets, Flows: s.Flows, Allowed: s.Allowed, Blocked: s.Blocked,
-		Unnamed: s.Unnamed, Timeouts: s.Timeouts, Overloads: s.Overloads, Errors: s.Errors, KernelDropped: s.KernelDropped}
+		Unnamed: s.Unnamed, Timeouts: s.Timeouts, Overloads: s.Overloads, BlockPages: s.BlockPages, Errors: s.Errors, KernelDropped: s.KernelDropped}
 	if c.State == "stopped" {
 		c.State = "running"
 		c.Detail = fmt.Sprintf("gateway to %s, %d flows judged by name", cfg.Appliance.WAN, s.Flows)

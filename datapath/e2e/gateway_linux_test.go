@@ -171,6 +171,23 @@ func TestPrivilegedGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("http", func(t *testing.T) {
+		// Plain HTTP to a blocked name gets the block page; over IPv6 too.
+		for _, a := range []netip.Addr{topo.InetAddr4(addrBlocked), topo.InetAddr6(addrBlocked)} {
+			out, err := g.curl("pupil", "http", "blocked.test", a, "-w", "\n%{http_code}")
+			if err != nil || !strings.Contains(out, "This site is blocked") || !strings.Contains(out, "Namespace School") ||
+				!strings.HasSuffix(out, "\n403") || strings.Contains(out, "hello from") {
+				t.Errorf("pupil http://blocked.test (%s): %q, %v; want the 403 block page", a, out, err)
+			}
+			if out, err := g.curl("staff", "http", "blocked.test", a); err != nil || !strings.Contains(out, "hello from blocked.test") {
+				t.Errorf("staff http://blocked.test (%s): %q, %v", a, out, err)
+			}
+		}
+		if out, err := g.curl("pupil", "http", "allowed.test", topo.InetAddr4(addrAllowed)); err != nil || !strings.Contains(out, "hello from allowed.test") {
+			t.Errorf("pupil http://allowed.test: %q, %v", out, err)
+		}
+	})
+
 	t.Run("post-quantum hello in two segments", func(t *testing.T) {
 		// Go's default key shares include X25519MLKEM768: a ~1.8 KB ClientHello that
 		// spans two TCP segments.
@@ -320,7 +337,7 @@ func TestPrivilegedGateway(t *testing.T) {
 				return e.Source == source && e.Name == name && e.Segment == "pupil" && e.Profile == "pupils" && e.MAC == pupilMAC
 			}
 		}
-		for _, tc := range []struct{ source, name string }{{"sni", "blocked.test"}, {"quic", "blocked.test"}} {
+		for _, tc := range []struct{ source, name string }{{"sni", "blocked.test"}, {"quic", "blocked.test"}, {"http", "blocked.test"}} {
 			g.events(t, "action=block&source="+tc.source, func(evs []apiEvent) bool { return hasEvent(evs, byPupil(tc.source, tc.name)) })
 		}
 		g.events(t, "action=allow&source=quic", func(evs []apiEvent) bool { return hasEvent(evs, byPupil("quic", "allowed.test")) })
