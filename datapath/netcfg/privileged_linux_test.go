@@ -430,6 +430,54 @@ func TestPrivilegedGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("spoofed sources dropped", func(t *testing.T) {
+		// A pupil who gives itself a staff address (IPv4 and IPv6) must not get through
+		// as staff: its packets never reach the internet. Its own address still does.
+		var pc net.PacketConn
+		if err := inNS(tp.inet, func() (err error) { pc, err = net.ListenPacket("udp", ":7777"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		addAddrs(t, tp.pupil, "eth0", "10.20.0.77/32", "fd00:20::77/128")
+		send := func(local, remote, msg string) {
+			err := inNS(tp.pupil, func() error {
+				d := net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(local))}
+				c, err := d.Dial("udp", remote)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				for range 3 {
+					c.Write([]byte(msg))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("sending from %s: %v", local, err)
+			}
+		}
+		// Real first: the pupil's neighbour solicitation for its gateway takes its source
+		// from the packet that triggers it, and a spoofed one would be dropped too.
+		send("10.25.0.2:0", "198.51.100.2:7777", "real4")
+		send("[fd00:25::2]:0", "[2001:db8:ff::2]:7777", "real6")
+		time.Sleep(100 * time.Millisecond)
+		send("10.20.0.77:0", "198.51.100.2:7777", "spoofed4")
+		send("[fd00:20::77]:0", "[2001:db8:ff::2]:7777", "spoofed6")
+		seen := map[string]bool{}
+		buf := make([]byte, 64)
+		for {
+			pc.SetReadDeadline(time.Now().Add(time.Second))
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				break
+			}
+			seen[string(buf[:n])] = true
+		}
+		if seen["spoofed4"] || seen["spoofed6"] || !seen["real4"] || !seen["real6"] {
+			t.Errorf("the internet received %v; want real4 and real6 only", seen)
+		}
+	})
+
 	t.Run("apply is idempotent", func(t *testing.T) {
 		addrsBefore := linkAddrs(t, tp.app, "staff0")
 		if err := g.Apply(); err != nil {

@@ -85,6 +85,28 @@ func (g *Gateway) buildTable(queueMode string) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
 	}
 
+	// Anti-spoofing: a packet from a segment must come from an address routed back through
+	// that segment (fib saddr . iif oif missing drop, strict reverse-path filtering for IPv4
+	// and IPv6). The policy engine finds a client's segment from its address, so a pupil who
+	// sets a staff address must not be taken for staff. The unspecified source (DHCP
+	// discovery, IPv6 duplicate address detection) has no route and is let through.
+	spoof := chain("antispoof", nftables.ChainTypeFilter, nftables.ChainHookPrerouting, nftables.ChainPriorityRaw)
+	for _, s := range cfg.Segments {
+		for _, fam := range []struct {
+			proto       byte
+			off, length uint32
+		}{{unix.NFPROTO_IPV4, 12, 4}, {unix.NFPROTO_IPV6, 8, 16}} {
+			add(spoof, ifname(expr.MetaKeyIIFNAME, s.ifname()), nfproto(fam.proto),
+				[]expr.Any{
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: fam.off, Len: fam.length},
+					&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, fam.length)},
+					&expr.Fib{Register: 1, FlagSADDR: true, FlagIIF: true, ResultOIF: true},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
+				},
+				[]expr.Any{&expr.Counter{}}, verdict(expr.VerdictDrop))
+		}
+	}
+
 	pre := chain("prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, nftables.ChainPriorityNATDest)
 	for _, s := range cfg.Segments {
 		for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
@@ -169,15 +191,20 @@ func dport(port uint16) []expr.Any {
 	}
 }
 
-func icmpv6Type(typ byte) []expr.Any {
+func nfproto(proto byte) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+	}
+}
+
+func icmpv6Type(typ byte) []expr.Any {
+	return append(nfproto(unix.NFPROTO_IPV6),
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
-	}
+	)
 }
 
 func ctEstablishedOrRelated() []expr.Any {
