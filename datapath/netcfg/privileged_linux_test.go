@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -391,6 +393,59 @@ func TestPrivilegedGateway(t *testing.T) {
 		}
 		if !q.saw(queuedPort) {
 			t.Errorf("no packet to port %d reached the queue listeners", queuedPort)
+		}
+		// A data segment outside any connection the gateway saw open is not queued: a
+		// forged request must not be judged (and logged) in someone's name.
+		queued := func() (n int) {
+			time.Sleep(300 * time.Millisecond) // the connection's last packets
+			q.mu.Lock()
+			defer q.mu.Unlock()
+			for _, p := range q.ports {
+				if p == queuedPort {
+					n++
+				}
+			}
+			return n
+		}
+		before := queued()
+		forged := gopacket.NewSerializeBuffer()
+		ip := &layers.IPv4{SrcIP: net.IP{10, 20, 0, 2}, DstIP: net.IP{198, 51, 100, 2}, Protocol: layers.IPProtocolTCP}
+		tcp := &layers.TCP{SrcPort: 40999, DstPort: queuedPort, Seq: 1000, Ack: 5000, PSH: true, ACK: true, Window: 512}
+		tcp.SetNetworkLayerForChecksum(ip)
+		if err := gopacket.SerializeLayers(forged, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true},
+			tcp, gopacket.Payload("GET / HTTP/1.1\r\nHost: forged.test\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		err = inNS(tp.staff, func() error {
+			c, err := net.ListenPacket("ip4:tcp", "10.20.0.2")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.WriteTo(forged.Bytes(), &net.IPAddr{IP: ip.DstIP})
+			return err
+		})
+		if err != nil {
+			t.Fatalf("sending a forged segment: %v", err)
+		}
+		if after := queued(); after != before {
+			t.Errorf("a forged mid-stream segment reached the queue (%d packets to port %d, then %d)", before, queuedPort, after)
+		}
+	})
+
+	t.Run("wan reaches neither the web UI nor the resolver", func(t *testing.T) {
+		if c, err := dial(tp.inet, "tcp", fmt.Sprintf("198.51.100.1:%d", testAdminPort), 500*time.Millisecond); err == nil {
+			c.Close()
+			t.Errorf("the internet reached the web UI port")
+		}
+		for _, network := range []string{"udp", "tcp"} {
+			if got, err := exchange(tp.inet, network, fmt.Sprintf("198.51.100.1:%d", testDNSPort), "q"); err == nil {
+				t.Errorf("the internet got an answer from the resolver over %s: %q", network, got)
+			}
+		}
+		// Control: the appliance is reachable from the WAN; only those ports are closed.
+		if got, err := exchange(tp.inet, "tcp", "198.51.100.1:22", ""); err != nil || got != "hello" {
+			t.Errorf("WAN to the appliance's port 22: %q, %v", got, err)
 		}
 	})
 

@@ -130,11 +130,26 @@ func (g *Gateway) buildTable(queueMode string) {
 			}
 		}
 	}
+	// A TCP packet is judged only inside a connection whose handshake the gateway saw:
+	// a forged mid-stream request (say, from a spoofed classmate's address) is dropped
+	// before the slow path can record it against someone else. A SYN carrying data (TCP
+	// Fast Open) opens its connection and is judged as it is.
+	add(fwd, markIs(cfg.MarkMask, cfg.MarkQueue), l4proto(unix.IPPROTO_TCP), ctStateNot(expr.CtStateBitESTABLISHED),
+		tcpFlagsClear(tcpFlagSYN), verdict(expr.VerdictDrop))
 	add(fwd, markIs(cfg.MarkMask, cfg.MarkQueue), queue(cfg.Queue, queueMode))
 	add(fwd, markIs(cfg.MarkMask, cfg.MarkBlock), l4proto(unix.IPPROTO_TCP), []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}})
 	add(fwd, markIs(cfg.MarkMask, cfg.MarkBlock), verdict(expr.VerdictDrop))
 
 	in := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
+	// From the internet: neither the web UI nor the resolver (an open resolver is an
+	// amplifier). Answers to the appliance's own queries come from port 53, not to it.
+	wan := ifname(expr.MetaKeyIIFNAME, cfg.WAN)
+	for _, p := range cfg.AdminPorts {
+		add(in, wan, l4proto(unix.IPPROTO_TCP), dport(p), verdict(expr.VerdictDrop))
+	}
+	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		add(in, wan, l4proto(proto), dport(cfg.DNSPort), verdict(expr.VerdictDrop))
+	}
 	for _, s := range cfg.Segments {
 		iif := ifname(expr.MetaKeyIIFNAME, s.ifname())
 		if s.Guest {
@@ -205,6 +220,27 @@ func icmpv6Type(typ byte) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
 	)
+}
+
+const tcpFlagSYN = 0x02
+
+// tcpFlagsClear matches TCP packets without any of flags; l4proto must come first.
+func tcpFlagsClear(flags byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{flags}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}},
+	}
+}
+
+// ctStateNot matches packets whose conntrack state lacks bit (or that have none).
+func ctStateNot(bit uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, bit), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: make([]byte, 4)},
+	}
 }
 
 func ctEstablishedOrRelated() []expr.Any {
