@@ -176,8 +176,22 @@ func (v *validator) appliance() {
 				v.add("appliance.wan", "%s is also segment %q's interface (segments[%d]); the WAN must be a port of its own", a.WAN, s.Name, i)
 			}
 		}
+		// The packet path's kernel maps number profiles in a 64-bit mask and segments in
+		// a counter slot each.
+		if n := len(v.c.Profiles); n > MaxGatewayProfiles {
+			v.add("appliance.wan", "the packet path supports at most %d profiles; the configuration has %d", MaxGatewayProfiles, n)
+		}
+		if n := len(v.c.Segments); n > MaxGatewaySegments {
+			v.add("appliance.wan", "the packet path supports at most %d segments; the configuration has %d", MaxGatewaySegments, n)
+		}
 	}
 }
+
+// Limits of the packet path (appliance.wan): profiles and segments it can tell apart.
+const (
+	MaxGatewayProfiles = 64
+	MaxGatewaySegments = 254
+)
 
 func (v *validator) adminSegments() {
 	for i, name := range v.c.HTTP.AdminSegments {
