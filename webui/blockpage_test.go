@@ -33,9 +33,23 @@ func TestBlockPage(t *testing.T) {
 			}
 		})
 	}
-	// Hostile input is escaped and the page stays small.
-	page := string(BlockPage(strings.Repeat("<script>", 200), "<script>alert(1)</script>"+strings.Repeat("a", 500), policy.Decision{}, at))
+	// Hostile input is escaped, the page names no person, and it stays small.
+	d := policy.Decision{Tier: policy.TierProfile, Category: "adult", Profile: pupils,
+		MAC: "02:00:00:00:00:07", Device: "Alice's laptop", Segment: "pupil"}
+	page := string(BlockPage(`St <b>Mary</b>'s`, `x"><img src=y onerror=alert(1)>.test`, d, at))
+	for _, bad := range []string{"<img", "<b>Mary", "02:00:00:00:00:07", "Alice"} {
+		if strings.Contains(page, bad) {
+			t.Errorf("page contains %q:\n%s", bad, page)
+		}
+	}
+	for _, want := range []string{"&lt;img src=y", "St &lt;b&gt;Mary&lt;/b&gt;"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks the escaped %q:\n%s", want, page)
+		}
+	}
+	// Input too long for one segment falls back to the short page, still escaped.
+	page = string(BlockPage(strings.Repeat("<script>", 200), "<script>alert(1)</script>"+strings.Repeat("a", 500), d, at))
 	if strings.Contains(page, "<script>") || len(page) > BlockPageMax || !strings.Contains(page, "Reference") {
-		t.Errorf("hostile page (%d bytes):\n%s", len(page), page)
+		t.Errorf("oversized page (%d bytes):\n%s", len(page), page)
 	}
 }
