@@ -489,13 +489,18 @@ int segment_ingress(struct __sk_buff *skb)
 				c->flow_hits++;
 			return TC_ACT_OK;
 		}
-		if (f->verdict == VERDICT_BLOCK) {
+		if (f->verdict == VERDICT_BLOCK || f->verdict == VERDICT_DROP) {
 			count_drop(c, REASON_FLOW);
-			if (p.proto == IPPROTO_TCP) {
+			if (f->verdict == VERDICT_BLOCK && p.proto == IPPROTO_TCP) {
 				/* The nftables table answers with a reset, so the client gives up at once. */
 				set_mark(skb, MARK_BLOCK);
 				return TC_ACT_OK;
 			}
+			/*
+			 * VERDICT_DROP: the client already has its answer (the block page, which
+			 * closed the connection); a reset for its acknowledgement or FIN could make
+			 * it throw the page away unread.
+			 */
 			return TC_ACT_SHOT;
 		}
 	}
@@ -539,11 +544,17 @@ int segment_egress(struct __sk_buff *skb)
 	k.server_port = p.sport;
 	k.proto = p.proto;
 	f = bpf_map_lookup_elem(&flows, &k);
+	if (!f)
+		return TC_ACT_OK;
 	/*
 	 * The reset the nftables table sends for a blocked TCP flow travels this way too, as
 	 * if from the server: it must reach the client, or the client waits for a timeout.
+	 * A silently dropped flow expects no reset: the slow path's block page (sent before
+	 * the verdict was written) has closed it, and any reset now, be it the real server's
+	 * answer to a packet that slipped through before the verdict or the table's, could make
+	 * the client discard the page. So everything is dropped, resets too.
 	 */
-	if (f && f->verdict == VERDICT_BLOCK && !p.tcp_rst) {
+	if (f->verdict == VERDICT_DROP || (f->verdict == VERDICT_BLOCK && !p.tcp_rst)) {
 		count_drop(c, REASON_FLOW);
 		return TC_ACT_SHOT;
 	}

@@ -38,9 +38,16 @@ enum profile_flag {
 	PROFILE_QUIC_ALLOW = 2,
 };
 
+/* flows: what the slow path decided about a flow. */
 enum verdict {
 	VERDICT_ALLOW = 1,
-	VERDICT_BLOCK = 2,
+	VERDICT_BLOCK = 2, /* blocked: TCP gets MARK_BLOCK (a reset), UDP is dropped */
+	/*
+	 * Blocked silently: the client's packets are dropped with no reset, and nothing of the
+	 * server's, resets included, reaches the client. For flows the slow path has already
+	 * answered itself (the block page), whose end a reset would spoil.
+	 */
+	VERDICT_DROP = 3,
 };
 
 enum limits {

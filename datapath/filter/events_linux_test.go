@@ -107,6 +107,8 @@ func TestDropEvents(t *testing.T) {
 		{"blocked udp flow", staffIf, false, frame{src: "10.1.0.5:40002", dst: "93.184.216.34:443", proto: udp, payload: hello}, actShot, nil},
 		{"blocked tcp flow", staffIf, false, frame{src: "10.1.0.5:40001", dst: "93.184.216.34:443", proto: tcp, payload: hello}, actOK, nil},
 		{"blocked flow reply", egressIf, true, frame{src: "93.184.216.34:443", dst: "10.1.0.5:40001", proto: tcp, payload: hello}, actShot, nil},
+		{"dropped http flow", staffIf, false, frame{src: "10.1.0.5:40004", dst: "93.184.216.34:80", proto: tcp, fin: true}, actShot, nil},
+		{"dropped flow reply", egressIf, true, frame{src: "93.184.216.34:80", dst: "10.1.0.5:40004", proto: tcp, rst: true}, actShot, nil},
 	}
 	if got := pendingDrops(t, f); len(got) != 0 {
 		t.Fatalf("events before any packet: %v", fmtEvents(got))

@@ -6,7 +6,8 @@
 //
 // Packets of unknown web flows leave the fast path with MarkQueue set in skb->mark; the
 // nftables table sends them to nfqueue. Blocked TCP flows get MarkBlock, which the table
-// answers with a TCP reset.
+// answers with a TCP reset, unless the slow path asked for them to be dropped silently
+// (VerdictDrop).
 //
 // Packets the programs' own rules drop (guest isolation, DoT, VPN and other port rules,
 // blocked addresses, QUIC) are also reported: ReadDrops delivers them as DropEvents from a
@@ -142,6 +143,38 @@ type FlowKey struct {
 	Proto          uint8
 }
 
+// Verdict is the slow path's decision on a flow, which the programs apply to the flow's
+// remaining packets. The values are bpf/schoolgate.h's enum verdict.
+type Verdict uint8
+
+const (
+	// VerdictAllow passes the flow both ways without the slow path.
+	VerdictAllow Verdict = 1
+	// VerdictBlock resets a TCP flow: the client's packets get MarkBlock, which the
+	// nftables table answers with a reset. A UDP flow's packets are dropped. Of the
+	// server's packets only resets reach the client.
+	VerdictBlock Verdict = 2
+	// VerdictDrop blocks the flow silently: the client's packets are dropped without a
+	// reset, and none of the server's reach the client, resets included. It is for flows
+	// the slow path has answered and closed itself (the block page), where a reset for
+	// the client's acknowledgement could make it discard the answer.
+	VerdictDrop Verdict = 3
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case VerdictAllow:
+		return "allow"
+	case VerdictBlock:
+		return "block"
+	case VerdictDrop:
+		return "drop"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+func (v Verdict) valid() bool { return v >= VerdictAllow && v <= VerdictDrop }
+
 // Counters are one segment's (or the WAN's) packet counters, summed over CPUs.
 type Counters struct {
 	Packets, Bytes uint64
@@ -149,7 +182,7 @@ type Counters struct {
 	// flows passed by the flow map.
 	HandOffs, FlowHits uint64
 	// Drops counts dropped packets by reason; ReasonFlow also counts packets of
-	// blocked TCP flows marked for a reset.
+	// blocked TCP flows marked for a reset (VerdictBlock).
 	Drops map[Reason]uint64
 	// EventsLost counts drop events lost because the ring buffer was full: nobody was
 	// reading, or not fast enough.

@@ -19,8 +19,8 @@ func (*Filter) SetProfiles(map[uint16]Profile) error             { return ErrUns
 func (*Filter) SetDevices(map[string]uint16) error               { return ErrUnsupported }
 func (*Filter) SetInternal([]netip.Prefix) error                 { return ErrUnsupported }
 func (*Filter) SetBlocked([]Blocked) error                       { return ErrUnsupported }
-func (*Filter) SetVerdict(FlowKey, bool, uint16) error           { return ErrUnsupported }
-func (*Filter) Verdict(FlowKey) (allow, found bool, err error)   { return false, false, ErrUnsupported }
+func (*Filter) SetVerdict(FlowKey, Verdict, uint16) error        { return ErrUnsupported }
+func (*Filter) Verdict(FlowKey) (Verdict, bool, error)           { return 0, false, ErrUnsupported }
 func (*Filter) Stats() (map[uint16]Counters, error)              { return nil, ErrUnsupported }
 func (*Filter) ReadDrops(context.Context, func(DropEvent)) error { return ErrUnsupported }
 func (*Filter) Close() error                                     { return nil }

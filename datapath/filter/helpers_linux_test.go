@@ -104,6 +104,7 @@ type frame struct {
 	src, dst string           // "addr:port" or "[addr]:port"; the port is ignored for ICMPv6
 	proto    layers.IPProtocol
 	syn      bool   // TCP: a SYN instead of an ACK
+	fin, rst bool   // TCP: FIN or RST set as well
 	payload  []byte // transport payload
 	icmpType uint8
 	// ext are raw IPv6 extension headers placed before the transport header; extFirst
@@ -145,7 +146,7 @@ func (fr frame) bytes(t testing.TB) []byte {
 	switch fr.proto {
 	case layers.IPProtocolTCP:
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(src.Port()), DstPort: layers.TCPPort(dst.Port()),
-			Seq: 1000, Ack: 1, SYN: fr.syn, ACK: !fr.syn, Window: 65535}
+			Seq: 1000, Ack: 1, SYN: fr.syn, ACK: !fr.syn, FIN: fr.fin, RST: fr.rst, Window: 65535}
 		tcp.SetNetworkLayerForChecksum(ip)
 		l4 = tcp
 	case layers.IPProtocolUDP:

@@ -213,45 +213,47 @@ func flowKey(k FlowKey) (schoolgateFlowKey, error) {
 }
 
 // SetVerdict records the slow path's decision on a flow; the programs apply it to the
-// flow's remaining packets in both directions.
-func (f *Filter) SetVerdict(k FlowKey, allow bool, profile uint16) error {
+// flow's remaining packets in both directions. The profile is the one that decided.
+func (f *Filter) SetVerdict(k FlowKey, v Verdict, profile uint16) error {
 	key, err := flowKey(k)
 	if err != nil {
 		return fmt.Errorf("setting verdict: %w", err)
+	}
+	if !v.valid() {
+		return fmt.Errorf("setting verdict: %v: %w", v, ErrInvalid)
 	}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return fmt.Errorf("setting verdict: reading clock: %w", err)
 	}
-	v := schoolgateFlow{
-		Verdict:  uint8(schoolgateVerdictVERDICT_ALLOW),
+	val := schoolgateFlow{
+		Verdict:  uint8(v),
 		Profile:  profile,
 		LastSeen: uint64(ts.Nano()), // bpf_ktime_get_ns is CLOCK_MONOTONIC
 	}
-	if !allow {
-		v.Verdict = uint8(schoolgateVerdictVERDICT_BLOCK)
-		v.Reason = uint8(ReasonFlow)
+	if v != VerdictAllow {
+		val.Reason = uint8(ReasonFlow)
 	}
-	if err := f.objs.Flows.Put(key, v); err != nil {
+	if err := f.objs.Flows.Put(key, val); err != nil {
 		return fmt.Errorf("setting verdict: %w", err)
 	}
 	return nil
 }
 
-// Verdict returns the recorded verdict of a flow, if any.
-func (f *Filter) Verdict(k FlowKey) (allow bool, found bool, err error) {
+// Verdict returns the recorded verdict of a flow and whether there is one.
+func (f *Filter) Verdict(k FlowKey) (Verdict, bool, error) {
 	key, err := flowKey(k)
 	if err != nil {
-		return false, false, fmt.Errorf("reading verdict: %w", err)
+		return 0, false, fmt.Errorf("reading verdict: %w", err)
 	}
 	var v schoolgateFlow
 	if err := f.objs.Flows.Lookup(key, &v); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return false, false, nil
+			return 0, false, nil
 		}
-		return false, false, fmt.Errorf("reading verdict: %w", err)
+		return 0, false, fmt.Errorf("reading verdict: %w", err)
 	}
-	return v.Verdict == uint8(schoolgateVerdictVERDICT_ALLOW), true, nil
+	return Verdict(v.Verdict), true, nil
 }
 
 // Stats returns the counters of every attached segment and of every segment id that has

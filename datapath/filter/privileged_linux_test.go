@@ -231,7 +231,7 @@ func testRestart(t *testing.T, noTCX bool) {
 			t.Errorf("segment counters %+v, want vpn drops and packets counted", c)
 		}
 		k := FlowKey{netip.MustParseAddrPort(clientAddr + ":40000"), netip.MustParseAddrPort("93.184.216.34:443"), 6}
-		if err := f.SetVerdict(k, false, 1); err != nil {
+		if err := f.SetVerdict(k, VerdictDrop, 1); err != nil {
 			t.Errorf("SetVerdict: %v", err)
 		}
 
@@ -251,8 +251,8 @@ func testRestart(t *testing.T, noTCX bool) {
 		if f == nil {
 			return
 		}
-		if allow, found, err := f.Verdict(k); err != nil || !found || allow {
-			t.Errorf("flow verdict after restart: allow %v found %v err %v, want the block kept", allow, found, err)
+		if v, found, err := f.Verdict(k); err != nil || !found || v != VerdictDrop {
+			t.Errorf("flow verdict after restart: %v found %v err %v, want the drop kept", v, found, err)
 		}
 		if n := attached(); n != 2 {
 			t.Errorf("%d programs attached after takeover, want 2 (updated, not added)", n)
@@ -308,7 +308,7 @@ func TestPrivilegedIncompatiblePin(t *testing.T) {
 		t.Fatalf("New with an incompatible pinned map: %v", err)
 	}
 	k := FlowKey{netip.MustParseAddrPort("10.0.0.1:1000"), netip.MustParseAddrPort("10.0.0.2:443"), 6}
-	if err := f.SetVerdict(k, true, 0); err != nil {
+	if err := f.SetVerdict(k, VerdictAllow, 0); err != nil {
 		t.Errorf("SetVerdict on the replaced map: %v", err)
 	}
 }

@@ -57,17 +57,20 @@ func rules(t testing.TB, f *Filter) {
 	for _, v := range []struct {
 		client, server string
 		proto          uint8
-		allow          bool
+		verdict        Verdict
 	}{
-		{"10.1.0.5:40000", "93.184.216.34:443", 6, true},
-		{"10.1.0.5:40001", "93.184.216.34:443", 6, false},
-		{"10.1.0.5:40002", "93.184.216.34:443", 17, false},
-		{"10.1.0.5:40003", "93.184.216.34:80", 6, false},
-		{"[fd00::5]:40000", "[2606:2800:220:1::1]:443", 6, true},
-		{"[fd00::5]:40001", "[2606:2800:220:1::1]:443", 6, false},
+		{"10.1.0.5:40000", "93.184.216.34:443", 6, VerdictAllow},
+		{"10.1.0.5:40001", "93.184.216.34:443", 6, VerdictBlock},
+		{"10.1.0.5:40002", "93.184.216.34:443", 17, VerdictBlock},
+		{"10.1.0.5:40003", "93.184.216.34:80", 6, VerdictBlock},
+		{"10.1.0.5:40004", "93.184.216.34:80", 6, VerdictDrop}, // answered with the block page
+		{"10.1.0.5:40005", "93.184.216.34:443", 17, VerdictDrop},
+		{"[fd00::5]:40000", "[2606:2800:220:1::1]:443", 6, VerdictAllow},
+		{"[fd00::5]:40001", "[2606:2800:220:1::1]:443", 6, VerdictBlock},
+		{"[fd00::5]:40004", "[2606:2800:220:1::1]:80", 6, VerdictDrop},
 	} {
 		k := FlowKey{netip.MustParseAddrPort(v.client), netip.MustParseAddrPort(v.server), v.proto}
-		must(t, f.SetVerdict(k, v.allow, 0))
+		must(t, f.SetVerdict(k, v.verdict, 0))
 	}
 }
 
@@ -156,6 +159,13 @@ func TestIngress(t *testing.T) {
 		{"blocked http flow", staffIf, frame{src: "10.1.0.5:40003", dst: "93.184.216.34:80", proto: tcp, payload: hello}, actOK, MarkBlock, ReasonFlow, false, false},
 		{"blocked tcp flow v6", staffIf, frame{src: "[fd00::5]:40001", dst: "[2606:2800:220:1::1]:443", proto: tcp, payload: hello}, actOK, MarkBlock, ReasonFlow, false, false},
 		{"blocked udp flow", staffIf, frame{src: "10.1.0.5:40002", dst: "93.184.216.34:443", proto: udp, payload: hello}, actShot, 0, ReasonFlow, false, false},
+		// Silently dropped flows (the slow path sent the block page): no reset mark.
+		{"dropped http flow", staffIf, frame{src: "10.1.0.5:40004", dst: "93.184.216.34:80", proto: tcp, payload: []byte("GET / HTTP/1.1\r\n")}, actShot, 0, ReasonFlow, false, false},
+		{"dropped http flow ack", staffIf, frame{src: "10.1.0.5:40004", dst: "93.184.216.34:80", proto: tcp}, actShot, 0, ReasonFlow, false, false},
+		{"dropped http flow fin", staffIf, frame{src: "10.1.0.5:40004", dst: "93.184.216.34:80", proto: tcp, fin: true}, actShot, 0, ReasonFlow, false, false},
+		{"dropped http flow reset", staffIf, frame{src: "10.1.0.5:40004", dst: "93.184.216.34:80", proto: tcp, rst: true}, actShot, 0, ReasonFlow, false, false},
+		{"dropped http flow v6", staffIf, frame{src: "[fd00::5]:40004", dst: "[2606:2800:220:1::1]:80", proto: tcp, fin: true}, actShot, 0, ReasonFlow, false, false},
+		{"dropped udp flow", staffIf, frame{src: "10.1.0.5:40005", dst: "93.184.216.34:443", proto: udp, payload: hello}, actShot, 0, ReasonFlow, false, false},
 		{"same tuple other proto unknown", staffIf, frame{src: "10.1.0.5:40000", dst: "93.184.216.34:443", proto: udp, payload: hello}, actOK, MarkQueue, 0, true, false},
 		{"pupil quic blocked", pupilIf, frame{src: "10.2.0.5:41000", dst: "93.184.216.34:443", proto: udp, payload: hello}, actShot, 0, ReasonQUIC, false, false},
 		{"pupil tls handed off", pupilIf, frame{src: "10.2.0.5:41000", dst: "93.184.216.34:443", proto: tcp, payload: hello}, actOK, MarkQueue, 0, true, false},
@@ -285,6 +295,15 @@ func TestEgress(t *testing.T) {
 		{"blocked udp flow reply", frame{src: "93.184.216.34:443", dst: "10.1.0.5:40002", proto: udp, payload: hello}, actShot, ReasonFlow},
 		{"blocked http flow reply", frame{src: "93.184.216.34:80", dst: "10.1.0.5:40003", proto: tcp}, actShot, ReasonFlow},
 		{"blocked v6 flow reply", frame{src: "[2606:2800:220:1::1]:443", dst: "[fd00::5]:40001", proto: tcp, payload: hello}, actShot, ReasonFlow},
+		// The reset nftables sends a blocked TCP flow's client leaves as if from the server.
+		{"blocked tcp flow reset", frame{src: "93.184.216.34:443", dst: "10.1.0.5:40001", proto: tcp, rst: true}, actOK, 0},
+		{"blocked v6 flow reset", frame{src: "[2606:2800:220:1::1]:443", dst: "[fd00::5]:40001", proto: tcp, rst: true}, actOK, 0},
+		// A silently dropped flow gets nothing from the server, resets included.
+		{"dropped http flow reply", frame{src: "93.184.216.34:80", dst: "10.1.0.5:40004", proto: tcp, payload: hello}, actShot, ReasonFlow},
+		{"dropped http flow ack", frame{src: "93.184.216.34:80", dst: "10.1.0.5:40004", proto: tcp}, actShot, ReasonFlow},
+		{"dropped http flow reset", frame{src: "93.184.216.34:80", dst: "10.1.0.5:40004", proto: tcp, rst: true}, actShot, ReasonFlow},
+		{"dropped v6 flow reset", frame{src: "[2606:2800:220:1::1]:80", dst: "[fd00::5]:40004", proto: tcp, rst: true}, actShot, ReasonFlow},
+		{"dropped udp flow reply", frame{src: "93.184.216.34:443", dst: "10.1.0.5:40005", proto: udp, payload: hello}, actShot, ReasonFlow},
 		{"allowed flow reply", frame{src: "93.184.216.34:443", dst: "10.1.0.5:40000", proto: tcp, payload: hello}, actOK, 0},
 		{"unknown flow reply", frame{src: "93.184.216.34:443", dst: "10.1.0.5:49999", proto: tcp, payload: hello}, actOK, 0},
 		{"other port from same server", frame{src: "93.184.216.34:8443", dst: "10.1.0.5:40001", proto: tcp, payload: hello}, actOK, 0},
@@ -445,8 +464,10 @@ func TestSetErrors(t *testing.T) {
 		"device prof":  f.SetDevices(map[string]uint16{"02:00:00:00:00:01": 200}),
 		"bad prefix":   f.SetInternal([]netip.Prefix{{}}),
 		"bad reason":   f.SetBlocked([]Blocked{{Prefix: netip.MustParsePrefix("1.2.3.4/32"), Reason: 99}}),
-		"flow proto":   f.SetVerdict(FlowKey{netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:443"), 1}, true, 0),
-		"flow address": f.SetVerdict(FlowKey{Proto: 6}, true, 0),
+		"flow proto":   f.SetVerdict(FlowKey{netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:443"), 1}, VerdictAllow, 0),
+		"flow address": f.SetVerdict(FlowKey{Proto: 6}, VerdictAllow, 0),
+		"no verdict":   f.SetVerdict(FlowKey{netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:443"), 6}, 0, 0),
+		"bad verdict":  f.SetVerdict(FlowKey{netip.MustParseAddrPort("10.0.0.1:1"), netip.MustParseAddrPort("10.0.0.2:443"), 6}, VerdictDrop+1, 0),
 	} {
 		if err == nil {
 			t.Errorf("%s: accepted", name)
@@ -460,16 +481,20 @@ func TestVerdict(t *testing.T) {
 	if _, found, err := f.Verdict(k); err != nil || found {
 		t.Fatalf("Verdict before SetVerdict: found %v, err %v", found, err)
 	}
-	must(t, f.SetVerdict(k, false, 3))
-	allow, found, err := f.Verdict(k)
-	if err != nil || !found || allow {
-		t.Fatalf("Verdict: allow %v found %v err %v, want block", allow, found, err)
+	for _, want := range []Verdict{VerdictBlock, VerdictDrop, VerdictAllow} {
+		must(t, f.SetVerdict(k, want, 3))
+		if v, found, err := f.Verdict(k); err != nil || !found || v != want {
+			t.Fatalf("Verdict: %v found %v err %v, want %v", v, found, err, want)
+		}
 	}
 	// The same flow named with a mapped address is the same key.
 	mapped := FlowKey{netip.MustParseAddrPort("[::ffff:10.1.0.5]:40000"), k.Server, 6}
-	must(t, f.SetVerdict(mapped, true, 3))
-	if allow, _, _ := f.Verdict(k); !allow {
-		t.Errorf("verdict set through the mapped address not seen through the plain one")
+	must(t, f.SetVerdict(mapped, VerdictDrop, 3))
+	if v, _, _ := f.Verdict(k); v != VerdictDrop {
+		t.Errorf("verdict set through the mapped address not seen through the plain one: %v", v)
+	}
+	if s := VerdictDrop.String() + " " + Verdict(9).String(); s != "drop verdict(9)" {
+		t.Errorf("verdict names: %q", s)
 	}
 }
 
@@ -509,6 +534,9 @@ func TestSharedConstants(t *testing.T) {
 		{"ReasonQUIC", uint64(ReasonQUIC), uint64(schoolgateReasonREASON_QUIC)},
 		{"ReasonFlow", uint64(ReasonFlow), uint64(schoolgateReasonREASON_FLOW)},
 		{"ReasonPort", uint64(ReasonPort), uint64(schoolgateReasonREASON_PORT)},
+		{"VerdictAllow", uint64(VerdictAllow), uint64(schoolgateVerdictVERDICT_ALLOW)},
+		{"VerdictBlock", uint64(VerdictBlock), uint64(schoolgateVerdictVERDICT_BLOCK)},
+		{"VerdictDrop", uint64(VerdictDrop), uint64(schoolgateVerdictVERDICT_DROP)},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %#x in Go, %#x in bpf/schoolgate.h", c.name, c.got, c.want)

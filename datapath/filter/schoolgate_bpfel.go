@@ -149,6 +149,7 @@ type schoolgateVerdict uint32
 const (
 	schoolgateVerdictVERDICT_ALLOW schoolgateVerdict = 1
 	schoolgateVerdictVERDICT_BLOCK schoolgateVerdict = 2
+	schoolgateVerdictVERDICT_DROP  schoolgateVerdict = 3
 )
 
 // Names of all BPF objects in the ELF.

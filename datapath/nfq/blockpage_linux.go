@@ -77,7 +77,7 @@ func (in *injector) close() error {
 // resets the client as without a block page.
 //
 // It must run before the flow's verdict is in the kernel's flow map: the fast path drops
-// everything but resets that a blocked flow's server sends the client, and the page is
+// everything a silently dropped flow's (FlowDrop) server sends the client, and the page is
 // such a packet. Sending is synchronous through the segment interface's egress program
 // (which runs before any qdisc), so once send returns the verdict may be written.
 func (s *Slowpath) sendBlockPage(o *outcome, d policy.Decision) bool {

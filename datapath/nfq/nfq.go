@@ -4,7 +4,7 @@
 // the policy engine, releases or blocks the held packets, writes the verdict into the
 // kernel's flow map so the rest of the flow never leaves the kernel, and records an event.
 // A blocked TCP flow is reset, except that a blocked plain-HTTP request may be answered
-// with a block page instead (Config.BlockPage).
+// with a block page instead (Config.BlockPage), after which the flow is dropped silently.
 //
 // Packets of a flow are held (no verdict) until its name is readable or HoldTimeout
 // passes: post-quantum ClientHellos span two TCP segments, which clients send back to back
@@ -13,6 +13,7 @@ package nfq
 
 import (
 	"log/slog"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,36 @@ type Decider interface {
 
 // FlowTable is the kernel's flow verdict map (datapath/filter behind an adapter).
 type FlowTable interface {
-	SetFlowVerdict(f Flow, allow bool, d policy.Decision) error
+	SetFlowVerdict(f Flow, v FlowVerdict, d policy.Decision) error
+}
+
+// FlowVerdict is what the kernel is to do with the rest of a decided flow.
+type FlowVerdict uint8
+
+const (
+	// FlowAllow passes the flow.
+	FlowAllow FlowVerdict = iota + 1
+	// FlowBlock blocks it: a TCP client's later packets are answered with a reset, a UDP
+	// client's are dropped.
+	FlowBlock
+	// FlowDrop blocks it silently: the client's later packets are dropped with no reset,
+	// and nothing from the server reaches the client. For flows answered with the block
+	// page, which ends the connection with a FIN: a reset for the client's acknowledgement
+	// or FIN could make its TCP stack throw the unread page away (Windows may), so that
+	// the browser shows "connection reset" instead.
+	FlowDrop
+)
+
+func (v FlowVerdict) String() string {
+	switch v {
+	case FlowAllow:
+		return "allow"
+	case FlowBlock:
+		return "block"
+	case FlowDrop:
+		return "drop"
+	}
+	return "flowverdict(" + strconv.Itoa(int(v)) + ")"
 }
 
 // Recorder takes events; it must not block.
@@ -62,8 +92,10 @@ type Config struct {
 	// The slow path then answers the request in the server's place with one TCP segment
 	// (PSH|ACK|FIN) carrying "403 Forbidden" and the body, sent back out of the interface
 	// the request came in on; turns the held request into a reset for the server, which
-	// never sees the request; and resets the client's later packets as usual. The page must
-	// fit in one segment (an IP packet of 1400 bytes over IPv4, 1280 over IPv6): a body of
+	// never sees the request; and has the client's later packets (its acknowledgement of
+	// the page, its FIN) dropped without a reset (FlowDrop), since a reset could make the
+	// client discard the page before the browser has read it. The page must fit in one
+	// segment (an IP packet of 1400 bytes over IPv4, 1280 over IPv6): a body of
 	// MaxBlockPageBody bytes always fits; a longer one is cut at a UTF-8 character boundary,
 	// not refused. When the page cannot be sent the client gets the reset, as without
 	// BlockPage.

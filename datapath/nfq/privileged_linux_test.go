@@ -20,6 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+
 	"github.com/schoolgate/schoolgate/datapath/filter"
 	"github.com/schoolgate/schoolgate/datapath/internal/nettest"
 	"github.com/schoolgate/schoolgate/datapath/neigh"
@@ -70,8 +74,12 @@ type flowMap struct {
 	profiles map[string]uint16
 }
 
-func (m flowMap) SetFlowVerdict(fl Flow, allow bool, d policy.Decision) error {
-	return m.f.SetVerdict(filter.FlowKey{Client: fl.Client, Server: fl.Server, Proto: fl.Proto}, allow, m.profiles[d.ProfileName()])
+func (m flowMap) SetFlowVerdict(fl Flow, v FlowVerdict, d policy.Decision) error {
+	fv, ok := map[FlowVerdict]filter.Verdict{FlowAllow: filter.VerdictAllow, FlowBlock: filter.VerdictBlock, FlowDrop: filter.VerdictDrop}[v]
+	if !ok {
+		return fmt.Errorf("flow verdict %v", v)
+	}
+	return m.f.SetVerdict(filter.FlowKey{Client: fl.Client, Server: fl.Server, Proto: fl.Proto}, fv, m.profiles[d.ProfileName()])
 }
 
 // packetPath is a running appliance without the daemon: the gateway's nftables table, the
@@ -335,11 +343,53 @@ func TestPrivilegedHTTPBlockPage(t *testing.T) {
 	allowed := pp.inet.Addrs("allowed.test")
 	want := "<p>blocked.test is blocked for pupils (block).</p>"
 
+	// What the pupil's interface receives while it is shown the pages: after the page the
+	// flow is dropped silently, so no reset may follow it (Windows may discard unread data
+	// on a reset, and the browser show "connection reset" instead of the page).
+	pupil := pp.topo.Segments["pupil"]
+	capt := startCapture(t, pupil.Client, "eth0")
+	dropsBefore := flowDrops(t, pp.filter, 2)
 	for _, addr := range blocked {
 		res := pp.curl(t, "pupil", "blocked.test", addr)
 		if res.err != nil || res.code != "403" || !strings.Contains(res.body, want) {
 			t.Errorf("curl http://blocked.test/ at %v: %s, %v; want 403 and the block page", addr, res, res.err)
 		}
+	}
+	// The client's FIN after the page is dropped, not answered; it retransmits it
+	// within a second.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && flowDrops(t, pp.filter, 2) == dropsBefore; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a reset to arrive, if one were coming
+	segs := capt.stop()
+	for _, addr := range blocked {
+		client := pupil.Client4
+		if addr.Is6() {
+			client = pupil.Client6
+		}
+		var page *captured
+		for i, sg := range segs {
+			if sg.in && sg.src == netip.AddrPortFrom(addr, 80) && sg.fin && sg.payload > 0 {
+				page = &segs[i]
+				break
+			}
+		}
+		if page == nil {
+			t.Errorf("%v: the pupil received no page segment from %v:80", addr, addr)
+			continue
+		}
+		for _, sg := range segs {
+			if sg.in && sg.rst && sg.dst == page.dst {
+				t.Errorf("%v: the pupil received a reset after the block page: %v", addr, sg)
+			}
+		}
+		k := filter.FlowKey{Client: netip.AddrPortFrom(client, page.dst.Port()), Server: page.src, Proto: protoTCP}
+		if v, found, err := pp.filter.Verdict(k); err != nil || v != filter.VerdictDrop {
+			t.Errorf("%v: flow verdict %v (found %v, err %v), want %v", k, v, found, err, filter.VerdictDrop)
+		}
+	}
+	if n := flowDrops(t, pp.filter, 2); n == dropsBefore {
+		t.Errorf("no packets of the pages' flows dropped on the pupil segment (%d flow drops)", n)
 	}
 	for _, addr := range allowed {
 		res := pp.curl(t, "pupil", "allowed.test", addr)
@@ -441,4 +491,129 @@ func TestPrivilegedHTTPBlockPage(t *testing.T) {
 	if lingering != "" {
 		t.Errorf("the server still holds the blocked connections:\n%s", lingering)
 	}
+}
+
+// flowDrops returns the segment's flow drops (ReasonFlow): packets of flows the slow path
+// blocked.
+func flowDrops(t *testing.T, f *filter.Filter, segment uint16) uint64 {
+	t.Helper()
+	st, err := f.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[segment].Drops[filter.ReasonFlow]
+}
+
+// captured is one TCP segment seen on a captured interface.
+type captured struct {
+	in            bool // received, not sent
+	src, dst      netip.AddrPort
+	syn, fin, rst bool
+	payload       int
+}
+
+func (c captured) String() string {
+	flags := ""
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{c.syn, "SYN"}, {c.fin, "FIN"}, {c.rst, "RST"}} {
+		if f.on {
+			flags += "|" + f.name
+		}
+	}
+	return fmt.Sprintf("in=%v %v > %v%s len %d", c.in, c.src, c.dst, flags, c.payload)
+}
+
+// capture records the TCP segments an interface sends and receives, through an AF_PACKET
+// socket, so that it sees what reaches the interface before the IP stack acts on it.
+type capture struct {
+	fd      int
+	stopped atomic.Bool
+	done    chan struct{} // closed when read has returned and closed fd
+	mu      sync.Mutex
+	segs    []captured
+}
+
+func startCapture(t *testing.T, ns *nettest.NS, ifname string) *capture {
+	t.Helper()
+	c := &capture{fd: -1, done: make(chan struct{})}
+	all := int(htons(unix.ETH_P_ALL))
+	err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, all)
+		if err != nil {
+			return err
+		}
+		c.fd = fd
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			return err
+		}
+		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
+	})
+	if err != nil {
+		if c.fd >= 0 {
+			unix.Close(c.fd)
+		}
+		t.Fatalf("capturing on %s: %v", ifname, err)
+	}
+	go c.read()
+	t.Cleanup(func() { c.stop() })
+	return c
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+func (c *capture) read() {
+	defer close(c.done)
+	defer unix.Close(c.fd)
+	buf := make([]byte, 65536)
+	for !c.stopped.Load() {
+		n, from, err := unix.Recvfrom(c.fd, buf, 0) // times out every 50ms (SO_RCVTIMEO)
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		ll, ok := from.(*unix.SockaddrLinklayer)
+		if !ok {
+			continue
+		}
+		var first gopacket.LayerType
+		switch htons(ll.Protocol) {
+		case unix.ETH_P_IP:
+			first = layers.LayerTypeIPv4
+		case unix.ETH_P_IPV6:
+			first = layers.LayerTypeIPv6
+		default:
+			continue
+		}
+		p := gopacket.NewPacket(buf[:n], first, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+		tcp, ok := p.TransportLayer().(*layers.TCP)
+		if !ok || p.NetworkLayer() == nil {
+			continue
+		}
+		src, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Src().Raw())
+		dst, _ := netip.AddrFromSlice(p.NetworkLayer().NetworkFlow().Dst().Raw())
+		c.mu.Lock()
+		c.segs = append(c.segs, captured{
+			in:  ll.Pkttype != unix.PACKET_OUTGOING,
+			src: netip.AddrPortFrom(src.Unmap(), uint16(tcp.SrcPort)), dst: netip.AddrPortFrom(dst.Unmap(), uint16(tcp.DstPort)),
+			syn: tcp.SYN, fin: tcp.FIN, rst: tcp.RST, payload: len(tcp.Payload),
+		})
+		c.mu.Unlock()
+	}
+}
+
+// stop ends the capture and returns what it saw.
+func (c *capture) stop() []captured {
+	c.stopped.Store(true)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]captured(nil), c.segs...)
 }

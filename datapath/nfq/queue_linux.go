@@ -34,8 +34,8 @@ type Slowpath struct {
 // recentVerdict remembers a decided flow for the packets that were marked before the
 // kernel's flow map had the verdict (QUIC clients send several datagrams at once).
 type recentVerdict struct {
-	allow bool
-	at    time.Time
+	v  FlowVerdict
+	at time.Time
 }
 
 const recentFor = 10 * time.Second
@@ -110,7 +110,11 @@ func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
 	if err != nil {
 		// The fast path marks only TCP and UDP packets with ports; anything else here is
 		// unexpected, and judged by the failure mode.
-		s.release(id, Flow{}, s.cfg.FailOpen)
+		v := FlowBlock
+		if s.cfg.FailOpen {
+			v = FlowAllow
+		}
+		s.release(id, Flow{}, v)
 		return
 	}
 	if a.InDev != nil {
@@ -124,7 +128,7 @@ func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
 	s.mu.Lock()
 	if v, ok := s.recent[p.flow]; ok {
 		s.mu.Unlock()
-		s.release(id, p.flow, v.allow)
+		s.release(id, p.flow, v.v)
 		return
 	}
 	o := s.tr.add(id, p, mac, now)
@@ -164,8 +168,10 @@ func (s *Slowpath) sweep(ctx context.Context) {
 // the held packets. The flow map is written first, so that packets after the held ones
 // stay in the kernel. A blocked plain-HTTP request may be answered with the block page
 // instead: the page is sent before the flow map is written (the fast path would drop it
-// after), and the held request is then turned into a reset for the server (see
-// resetServer) rather than reset at the client.
+// after), the held request is then turned into a reset for the server (see resetServer)
+// rather than reset at the client, and the flow's verdict is FlowDrop rather than
+// FlowBlock, so that the client's acknowledgement of the page and its FIN are dropped
+// instead of drawing a reset that could make it discard the page.
 func (s *Slowpath) finish(o *outcome, now time.Time) {
 	d, allow := judge(s.cfg.Policy, o, s.cfg.FailOpen)
 	s.cnt.flows.Add(1)
@@ -181,13 +187,20 @@ func (s *Slowpath) finish(o *outcome, now time.Time) {
 		s.cnt.blocked.Add(1)
 	}
 	page := !allow && s.sendBlockPage(o, d)
+	v := FlowBlock
+	switch {
+	case allow:
+		v = FlowAllow
+	case page:
+		v = FlowDrop
+	}
 	if o.why != whyOther {
-		if err := s.cfg.Flows.SetFlowVerdict(o.flow, allow, d); err != nil {
+		if err := s.cfg.Flows.SetFlowVerdict(o.flow, v, d); err != nil {
 			s.cnt.errors.Add(1)
-			s.cfg.Logger.Warn("writing flow verdict", "flow", o.flow, "err", err)
+			s.cfg.Logger.Warn("writing flow verdict", "flow", o.flow, "verdict", v, "err", err)
 		}
 		s.mu.Lock()
-		s.recent[o.flow] = recentVerdict{allow: allow, at: now}
+		s.recent[o.flow] = recentVerdict{v: v, at: now}
 		s.mu.Unlock()
 	}
 	if s.cfg.Events != nil {
@@ -200,23 +213,25 @@ func (s *Slowpath) finish(o *outcome, now time.Time) {
 		case page:
 			s.drop(id)
 		default:
-			s.release(id, o.flow, allow)
+			s.release(id, o.flow, v)
 		}
 	}
 }
 
-// release gives one held packet its verdict: accepted; or, for TCP, sent once more through
-// the hook with the block mark so the nftables table answers with a reset; or dropped.
-func (s *Slowpath) release(id uint64, f Flow, allow bool) {
+// release gives one held packet its flow's verdict: accepted (FlowAllow); or, for a TCP
+// flow blocked with FlowBlock, sent once more through the hook with the block mark so the
+// nftables table answers with a reset; or dropped (UDP, and FlowDrop: the block page has
+// answered the flow, and a reset now could spoil it).
+func (s *Slowpath) release(id uint64, f Flow, v FlowVerdict) {
 	q, pid := s.queueOf(id)
 	if q == nil {
 		return
 	}
 	var err error
 	switch {
-	case allow:
+	case v == FlowAllow:
 		err = q.SetVerdict(pid, nfqueue.NfAccept)
-	case f.Proto == protoTCP && s.cfg.MarkBlock != 0:
+	case v == FlowBlock && f.Proto == protoTCP && s.cfg.MarkBlock != 0:
 		err = q.SetVerdictWithMark(pid, nfqueue.NfRepeat, int(s.cfg.MarkBlock))
 	default:
 		err = q.SetVerdict(pid, nfqueue.NfDrop)
