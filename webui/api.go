@@ -33,7 +33,8 @@ type Status struct {
 // PacketPath holds the packet path's counters since its programs were loaded: the eBPF
 // fast path's per segment (and the WAN's), and the nfqueue slow path's.
 type PacketPath struct {
-	// QueueMode says how packets reach the slow path: "nft queue" or "xt NFQUEUE".
+	// QueueMode says how packets reach the slow path: "native" (nftables' queue
+	// statement) or "xt-compat" (the xtables NFQUEUE target through nftables).
 	QueueMode string           `json:"queue_mode"`
 	Segments  []PacketCounters `json:"segments"`
 	SlowPath  SlowPathCounters `json:"slow_path"`
@@ -69,6 +70,10 @@ type SlowPathCounters struct {
 	// KernelDropped counts packets the kernel dropped (failure mode closed) or passed
 	// (open) because a queue was full or the daemon was not reading.
 	KernelDropped uint64 `json:"kernel_dropped"`
+	// DropEventsSuppressed counts the fast path's drop events held back because one
+	// device caused more than ten a minute for the same reason (a scan, a VPN client
+	// trying server after server); the drops are still counted per segment.
+	DropEventsSuppressed uint64 `json:"drop_events_suppressed"`
 }
 
 // ConfigStatus says which configuration is in force.

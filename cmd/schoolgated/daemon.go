@@ -146,9 +146,6 @@ func (d *daemon) start(ctx context.Context) error {
 	if d.engine, err = policy.New(policy.Config{Snapshot: snap, MACs: d.gw.macs()}); err != nil {
 		return err
 	}
-	if err := d.lists.Start(ctx); err != nil {
-		return fmt.Errorf("starting list updates: %w", err)
-	}
 
 	d.filter, err = dnsfilter.New(dnsfilter.Config{Engine: d.engine, Events: d.events,
 		Logger: d.logger.With("component", "dnsfilter")})
@@ -162,10 +159,6 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.dns.Start(ctx); err != nil {
 		return err
 	}
-	if err := d.gw.start(ctx, cfg, cat, d.engine, d.events); err != nil {
-		return err
-	}
-
 	d.http, err = webui.New(webui.Config{
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"),
@@ -175,6 +168,17 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	if err := d.http.Start(ctx); err != nil {
 		return err
+	}
+	adminPort := uint16(0)
+	if a, ok := d.http.Addr().(*net.TCPAddr); ok {
+		adminPort = uint16(a.Port)
+	}
+	if err := d.gw.start(ctx, cfg, cat, d.engine, d.events, adminPort); err != nil {
+		return err
+	}
+	// List updates start last: each one is applied to every part started above.
+	if err := d.lists.Start(ctx); err != nil {
+		return fmt.Errorf("starting list updates: %w", err)
 	}
 	d.logger.Info("schoolgate started", "version", version, "config", d.source,
 		"dns", cfg.DNS.Listen, "http", cfg.HTTP.Listen, "data_dir", d.opts.dataDir,
@@ -224,14 +228,16 @@ func (d *daemon) reload(ctx context.Context) (err error) {
 		m.Close()
 		return fmt.Errorf("reconfiguring dns: %w", err)
 	}
+	if d.gw == nil && cfg.Appliance.WAN != "" {
+		d.logger.Warn("appliance.wan takes effect at the next restart")
+	}
+	d.mu.Lock()
+	// Under d.mu, so that a list update of the old configuration cannot overtake it.
 	if err := d.gw.apply(cfg, cat); err != nil {
+		d.mu.Unlock()
 		m.Close()
 		return fmt.Errorf("reconfiguring the packet path: %w", err)
 	}
-	if (d.gw == nil) != (cfg.Appliance.WAN == "") {
-		d.logger.Warn("appliance.wan changes take effect at the next restart")
-	}
-	d.mu.Lock()
 	if cfg.HTTP.Listen != d.cfg.HTTP.Listen {
 		d.logger.Warn("http.listen changes take effect at the next restart", "running", d.cfg.HTTP.Listen)
 	}
@@ -344,7 +350,7 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 	}
 	if d.gw != nil {
 		var c webui.Component
-		c, st.PacketPath = d.gw.status(cfg)
+		c, st.PacketPath = d.gw.status()
 		st.Components = append(st.Components, c)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -43,16 +44,36 @@ var internalNets = []string{
 // gateway is the packet path: the neighbour table, the interfaces and nftables table
 // (netcfg), the eBPF fast path (filter) and the nfqueue slow path (nfq). It runs only when
 // the configuration names a WAN.
+//
+// The network side (segments and their interfaces, the WAN, the DNS and web UI ports, the
+// failure mode) is set up once, at start; a reload that changes it is reported as needing a
+// restart. Profiles, devices and lists are applied on every reload and list update.
 type gateway struct {
 	log     *slog.Logger
 	pinPath string
-	mu      sync.Mutex // guards net, replaced by apply, and serialises apply with status and close
+	neigh   *neigh.Table
 
-	neigh  *neigh.Table
-	net    *netcfg.Gateway
-	filter *filter.Filter
-	slow   *nfq.Slowpath
-	state  atomic.Pointer[gatewayState]
+	mu        sync.Mutex // guards the fields below, and serialises start, apply, status and close
+	net       *netcfg.Gateway
+	netKey    string // the network settings in force (see networkKey)
+	adminPort uint16
+	segIDs    map[string]uint16 // segment name → fast-path segment id, fixed at start
+	segNames  map[uint16]string // and back, with the WAN
+	filter    *filter.Filter
+	slow      *nfq.Slowpath
+	started   bool
+	pinned    bool   // a previous daemon's pinned state was there at start
+	restart   string // why a reload needs a restart to take full effect; "" when none
+	kd        kernelDrops
+	drops     dropLimiter
+
+	state atomic.Pointer[gatewayState] // read by the slow path's and drop events' callbacks
+}
+
+// kernelDrops remembers when the kernel last dropped (or passed unjudged) queued packets.
+type kernelDrops struct {
+	seen uint64
+	at   time.Time
 }
 
 func newGateway(cfg *config.Config, pinPath string, logger *slog.Logger) *gateway {
@@ -83,29 +104,31 @@ func (g *gateway) macs() policy.MACLookup {
 	return g.neigh
 }
 
-// start sets up the interfaces and rules, attaches the fast path and starts the slow path.
-func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Catalog, engine *policy.Engine, events *eventlog.Log) error {
+// start sets up the packet path: the fast path's programs, the slow path's queues (bound
+// before any rule sends packets to them), the interfaces and nftables table, then the
+// maps. adminPort is the web UI's bound port, which only admin segments may reach.
+//
+// If start fails, close leaves what a previous daemon pinned in place (so its verdicts and
+// rules keep enforcing, and new flows meet the failure mode), but removes everything when
+// there was nothing before: a half-built gateway must not forward unfiltered.
+func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Catalog, engine *policy.Engine, events *eventlog.Log, adminPort uint16) error {
 	if g == nil {
 		return nil
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	if err := g.neigh.Start(ctx); err != nil {
 		return err
 	}
-	var err error
-	if g.filter, err = filter.New(filter.Config{PinPath: g.pinPath, Logger: g.log}); err != nil {
+	if _, err := os.Stat(g.pinPath); err == nil {
+		g.pinned = true
+	}
+	f, err := filter.New(filter.Config{PinPath: g.pinPath, Logger: g.log})
+	if err != nil {
 		return fmt.Errorf("loading the fast path: %w", err)
 	}
-	if err := g.apply(cfg, cat); err != nil {
-		return err
-	}
-	if events != nil {
-		go func() {
-			if err := g.filter.ReadDrops(ctx, func(ev filter.DropEvent) { events.Record(g.dropEvent(ev)) }); err != nil {
-				g.log.Warn("reading the fast path's drop events", "err", err)
-			}
-		}()
-	}
-	slow, err := nfq.New(nfq.Config{
+	g.filter = f
+	g.slow, err = nfq.New(nfq.Config{
 		Queue: 0, Queues: queues(), Policy: engine, Flows: flowMap{g}, Events: events,
 		FailOpen: cfg.Appliance.FailureMode == config.FailOpen,
 		MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, Logger: g.log,
@@ -116,23 +139,56 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 	if err != nil {
 		return err
 	}
-	if err := slow.Start(ctx); err != nil {
+	g.segIDs, g.segNames = map[string]uint16{}, map[uint16]string{filter.WANID: "wan"}
+	for i, s := range cfg.Segments {
+		g.segIDs[s.Name] = uint16(i + 1)
+		g.segNames[uint16(i+1)] = s.Name
+	}
+	// The state is needed by the slow path's callbacks from its first packet.
+	ids, _ := profileIDs(cfg)
+	g.state.Store(&gatewayState{cfg: cfg, cat: cat, ids: ids})
+	if err := g.slow.Start(ctx); err != nil {
 		return fmt.Errorf("starting the slow path: %w", err)
 	}
-	g.mu.Lock()
-	g.slow = slow
-	g.mu.Unlock()
-	g.log.Info("packet path running", "wan", cfg.Appliance.WAN, "queue_mode", g.net.QueueMode())
+	netCfg := g.networkConfig(cfg, adminPort)
+	if g.net, err = netcfg.New(netCfg); err != nil {
+		return err
+	}
+	g.netKey, g.adminPort = networkKey(netCfg), adminPort
+	if err := g.net.Apply(); err != nil {
+		return fmt.Errorf("configuring the gateway: %w", err)
+	}
+	if err := g.applyMaps(cfg, cat); err != nil {
+		return err
+	}
+	ifs := g.net.Interfaces()
+	for _, s := range cfg.Segments {
+		seg := filter.Segment{ID: g.segIDs[s.Name], Profile: ids[s.Profile], Guest: s.Guest}
+		if err := g.filter.AttachSegment(ifs[s.Name], seg); err != nil {
+			return err
+		}
+	}
+	if err := g.filter.AttachWAN(cfg.Appliance.WAN); err != nil {
+		return err
+	}
+	if events != nil {
+		go func() {
+			if err := f.ReadDrops(ctx, func(ev filter.DropEvent) {
+				if e, ok := g.dropEvent(ev); ok {
+					events.Record(e)
+				}
+			}); err != nil {
+				g.log.Warn("reading the fast path's drop events", "err", err)
+			}
+		}()
+	}
+	g.started = true
+	g.log.Info("packet path running", "wan", cfg.Appliance.WAN, "queue_mode", g.net.QueueMode(), "queues", queues())
 	return nil
 }
 
-// apply brings the interfaces, rules and fast-path maps in line with cfg and cat.
-func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
-	if g == nil || cfg.Appliance.WAN == "" {
-		return nil // no packet path, or one that only a restart can remove
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+// networkConfig is netcfg's configuration for cfg.
+func (g *gateway) networkConfig(cfg *config.Config, adminPort uint16) netcfg.Config {
 	_, dnsPort := splitHostPort(cfg.DNS.Listen)
 	port, _ := strconv.Atoi(dnsPort)
 	admin := map[string]bool{}
@@ -140,7 +196,6 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 		admin[n] = true
 	}
 	var segs []netcfg.Segment
-	internal := parsePrefixes(internalNets)
 	for _, s := range cfg.Segments {
 		ns := netcfg.Segment{Name: s.Name, Interface: s.Interface, Trunk: s.Trunk, VLAN: s.VLAN, Guest: s.Guest, Admin: admin[s.Name]}
 		for _, gw := range s.Gateway {
@@ -152,33 +207,80 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 			}
 		}
 		segs = append(segs, ns)
-		internal = append(internal, s.Subnets...)
 	}
-	_, httpPort := splitHostPort(cfg.HTTP.Listen)
-	hp, _ := strconv.Atoi(httpPort)
-	nc, err := netcfg.New(netcfg.Config{
-		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{uint16(hp)},
+	return netcfg.Config{
+		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{adminPort},
 		Queue:    netcfg.Queue{Num: 0, Count: queues(), FailOpen: cfg.Appliance.FailureMode == config.FailOpen},
 		MarkMask: filter.MarkMask, MarkQueue: filter.MarkQueue, MarkBlock: filter.MarkBlock,
 		Logger: g.log,
-	})
+	}
+}
+
+// networkKey sums up the network settings, to tell whether a reload changed them.
+func networkKey(c netcfg.Config) string {
+	c.Logger = nil
+	return fmt.Sprintf("%+v", c)
+}
+
+// apply brings the fast path's maps in line with a reloaded configuration or updated
+// lists. Changes to the network side are not applied: they are logged and shown in the
+// status as needing a restart.
+func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started {
+		return nil // start applies the configuration it is given
+	}
+	g.restart = ""
+	if cfg.Appliance.WAN == "" {
+		g.restart = "appliance.wan was removed"
+	} else if networkKey(g.networkConfig(cfg, g.adminPort)) != g.netKey {
+		g.restart = "segments, their interfaces or addresses, the WAN, admin segments, dns.listen or failure_mode changed"
+	}
+	if g.restart != "" {
+		g.log.Warn("the packet path keeps its network settings until the next restart", "why", g.restart)
+	}
+	if err := g.applyMaps(cfg, cat); err != nil {
+		return err
+	}
+	ifs := g.net.Interfaces()
+	ids := g.state.Load().ids
+	for _, s := range cfg.Segments {
+		id, ok := g.segIDs[s.Name]
+		if !ok {
+			continue // a new segment: at the next restart
+		}
+		if err := g.filter.AttachSegment(ifs[s.Name], filter.Segment{ID: id, Profile: ids[s.Profile], Guest: s.Guest}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profileIDs numbers the profiles for the fast path: a profile's id is its index.
+func profileIDs(cfg *config.Config) (map[string]uint16, error) {
+	if len(cfg.Profiles) > filter.MaxProfiles {
+		return nil, fmt.Errorf("the packet path supports %d profiles, the configuration has %d", filter.MaxProfiles, len(cfg.Profiles))
+	}
+	ids := map[string]uint16{}
+	for i, p := range cfg.Profiles {
+		ids[p.Name] = uint16(i)
+	}
+	return ids, nil
+}
+
+// applyMaps writes the profiles, devices, internal ranges and blocked addresses of cfg and
+// cat into the fast path's maps; the state the callbacks read changes once they are in.
+func (g *gateway) applyMaps(cfg *config.Config, cat *lists.Catalog) error {
+	ids, err := profileIDs(cfg)
 	if err != nil {
 		return err
 	}
-	if err := nc.Apply(); err != nil {
-		nc.Close()
-		return fmt.Errorf("configuring the gateway: %w", err)
-	}
-	if g.net != nil {
-		g.net.Close()
-	}
-	g.net = nc
-
-	ids := map[string]uint16{}
 	profiles := map[uint16]filter.Profile{}
-	for i, p := range cfg.Profiles {
-		id := uint16(i)
-		ids[p.Name] = id
+	for _, p := range cfg.Profiles {
 		fp := filter.Profile{BlockDoT: p.Bypass.BlockDoT == nil || *p.Bypass.BlockDoT}
 		switch p.QUIC {
 		case config.QUICBlock:
@@ -197,13 +299,17 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 			}
 			fp.VPNPorts = append(fp.VPNPorts, filter.Port{Proto: pr, Num: num})
 		}
-		profiles[id] = fp
+		profiles[ids[p.Name]] = fp
 	}
 	devices := map[string]uint16{}
 	for _, d := range cfg.Devices {
 		if id, ok := ids[d.Profile]; ok && d.Profile != "" {
 			devices[d.MAC] = id
 		}
+	}
+	internal := parsePrefixes(internalNets)
+	for _, s := range cfg.Segments {
+		internal = append(internal, s.Subnets...)
 	}
 	var blocked []filter.Blocked
 	for _, p := range cfg.Profiles {
@@ -213,25 +319,16 @@ func (g *gateway) apply(cfg *config.Config, cat *lists.Catalog) error {
 			}
 		}
 	}
-	g.state.Store(&gatewayState{cfg: cfg, cat: cat, ids: ids})
-	return errors.Join(
-		g.filter.SetProfiles(profiles),
-		g.filter.SetDevices(devices),
-		g.filter.SetInternal(internal),
-		g.filter.SetBlocked(blocked),
-		g.attach(cfg),
-	)
-}
-
-func (g *gateway) attach(cfg *config.Config) error {
-	ifs := g.net.Interfaces()
-	for i, s := range cfg.Segments {
-		seg := filter.Segment{ID: uint16(i + 1), Profile: g.state.Load().ids[s.Profile], Guest: s.Guest}
-		if err := g.filter.AttachSegment(ifs[s.Name], seg); err != nil {
+	for _, err := range []error{
+		g.filter.SetProfiles(profiles), g.filter.SetDevices(devices),
+		g.filter.SetInternal(internal), g.filter.SetBlocked(blocked),
+	} {
+		if err != nil {
 			return err
 		}
 	}
-	return g.filter.AttachWAN(cfg.Appliance.WAN)
+	g.state.Store(&gatewayState{cfg: cfg, cat: cat, ids: ids})
+	return nil
 }
 
 // queues is the number of nfqueue queues: one per CPU, the kernel spreading flows over
@@ -247,14 +344,14 @@ func parsePrefixes(ss []string) []netip.Prefix {
 }
 
 // status reports the packet path as a component of /api/status, with its counters.
-func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath) {
+func (g *gateway) status() (webui.Component, *webui.PacketPath) {
 	c := webui.Component{Name: "packet path", State: "stopped"}
 	if g == nil {
 		return c, nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.slow == nil || g.net == nil {
+	if !g.started {
 		c.Detail = "not started"
 		return c, nil
 	}
@@ -263,16 +360,10 @@ func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath
 	if err != nil {
 		c.State, c.Detail = "degraded", "reading fast-path counters: "+err.Error()
 	}
-	names := map[uint16]string{filter.WANID: "wan"}
-	for i, s := range cfg.Segments {
-		names[uint16(i+1)] = s.Name
-	}
-	for id, name := range names {
-		ct, ok := stats[id]
-		if !ok && id == filter.WANID {
-			continue
-		}
-		pc := webui.PacketCounters{Segment: name, Packets: ct.Packets, Bytes: ct.Bytes, HandOffs: ct.HandOffs, FlowHits: ct.FlowHits, EventsLost: ct.EventsLost}
+	for id, name := range g.segNames {
+		ct := stats[id]
+		pc := webui.PacketCounters{Segment: name, Packets: ct.Packets, Bytes: ct.Bytes,
+			HandOffs: ct.HandOffs, FlowHits: ct.FlowHits, EventsLost: ct.EventsLost}
 		for r, n := range ct.Drops {
 			if n > 0 {
 				if pc.Drops == nil {
@@ -286,59 +377,112 @@ func (g *gateway) status(cfg *config.Config) (webui.Component, *webui.PacketPath
 	slices.SortFunc(pp.Segments, func(a, b webui.PacketCounters) int { return strings.Compare(a.Segment, b.Segment) })
 	s := g.slow.Stats()
 	pp.SlowPath = webui.SlowPathCounters{Packets: s.Packets, Flows: s.Flows, Allowed: s.Allowed, Blocked: s.Blocked,
-		Unnamed: s.Unnamed, Timeouts: s.Timeouts, Overloads: s.Overloads, BlockPages: s.BlockPages, Errors: s.Errors, KernelDropped: s.KernelDropped}
+		Unnamed: s.Unnamed, Timeouts: s.Timeouts, Overloads: s.Overloads, BlockPages: s.BlockPages, Errors: s.Errors,
+		KernelDropped: s.KernelDropped, DropEventsSuppressed: g.drops.suppressed.Load()}
+	now := time.Now()
+	if s.KernelDropped > g.kd.seen {
+		g.kd = kernelDrops{seen: s.KernelDropped, at: now}
+	}
 	if c.State == "stopped" {
-		c.State = "running"
-		c.Detail = fmt.Sprintf("gateway to %s, %d flows judged by name", cfg.Appliance.WAN, s.Flows)
+		st := g.state.Load()
+		c.State, c.Detail = "running", fmt.Sprintf("gateway to %s, %d flows judged by name", st.cfg.Appliance.WAN, s.Flows)
 		switch {
-		case s.KernelDropped > 0:
-			c.State, c.Detail = "degraded", fmt.Sprintf("%d packets not judged: the slow path's queue overflowed or the daemon was not reading (failure mode %s)", s.KernelDropped, cfg.Appliance.FailureMode)
-		case s.Overloads > 0:
-			c.State, c.Detail = "degraded", fmt.Sprintf("%d flows judged by the failure mode: too many handshakes held at once", s.Overloads)
+		case !g.kd.at.IsZero() && now.Sub(g.kd.at) < recentTrouble:
+			c.State, c.Detail = "degraded", fmt.Sprintf("packets not judged in the last %v: the slow path's queue overflowed or the daemon was not reading (failure mode %s); %d since start",
+				recentTrouble, st.cfg.Appliance.FailureMode, s.KernelDropped)
 		case s.Errors > 0:
 			c.State, c.Detail = "degraded", fmt.Sprintf("%d verdicts could not be written", s.Errors)
+		case g.restart != "":
+			c.State, c.Detail = "degraded", "restart needed: "+g.restart
+		case s.Overloads > 0:
+			c.Detail += fmt.Sprintf("; %d judged by the failure mode when too many handshakes were held at once", s.Overloads)
 		}
 	}
 	return c, pp
 }
 
-// close stops the packet path. A clean stop removes the rules and programs; the kernel
-// state is left in place only when the daemon dies without closing (kill -9), so that
-// established flows keep their verdicts until a new daemon takes over.
+// recentTrouble is how long kernel drops keep the packet path shown as degraded.
+const recentTrouble = 10 * time.Minute
+
+// close stops the packet path. A clean stop removes the rules and programs. After a failed
+// start, what a previous daemon pinned stays (its verdicts and rules keep enforcing, new
+// flows meet the failure mode) unless there was none: then everything goes, so that a
+// half-built gateway does not forward unfiltered. Only a daemon that dies without closing
+// (kill -9) leaves its own state in place, for the next one to take over.
 func (g *gateway) close() error {
 	if g == nil {
 		return nil
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	remove := g.started || !g.pinned
 	var errs []error
 	if g.slow != nil {
 		errs = append(errs, g.slow.Close())
 	}
 	if g.filter != nil {
-		errs = append(errs, g.filter.Remove())
+		if remove {
+			errs = append(errs, g.filter.Remove())
+		} else {
+			errs = append(errs, g.filter.Close())
+		}
 	}
 	if g.net != nil {
-		errs = append(errs, g.net.Remove(), g.net.Close())
+		if remove {
+			errs = append(errs, g.net.Remove())
+		}
+		errs = append(errs, g.net.Close())
 	}
 	errs = append(errs, g.neigh.Close())
 	return errors.Join(errs...)
 }
 
-// dropEvent turns a fast-path drop (at most one a minute per client, server and protocol)
-// into an event of source "ip": the server's address and port as the name, the reason
-// as the rule, and for listed addresses the list.
-func (g *gateway) dropEvent(ev filter.DropEvent) eventlog.Event {
+// dropLimiter keeps the event log readable when a device hammers at blocked ports or
+// addresses (a port scan, a VPN client trying every server): at most dropEventsPerMinute
+// events a minute for one client and reason; the rest are counted. The kernel has already
+// reduced the events to one a minute per client, server and protocol.
+type dropLimiter struct {
+	mu         sync.Mutex
+	window     time.Time
+	seen       map[dropKey]int
+	suppressed atomic.Uint64
+}
+
+type dropKey struct {
+	client netip.Addr
+	reason filter.Reason
+}
+
+const dropEventsPerMinute = 10
+
+func (l *dropLimiter) allow(k dropKey, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Minute || l.seen == nil {
+		l.window, l.seen = now, map[dropKey]int{}
+	}
+	l.seen[k]++
+	if l.seen[k] > dropEventsPerMinute {
+		l.suppressed.Add(1)
+		return false
+	}
+	return true
+}
+
+// dropEvent turns a fast-path drop into an event of source "ip": the server's address and
+// port as the name, the reason as the rule, and for listed addresses the list. It reports
+// false when the limiter holds the event back.
+func (g *gateway) dropEvent(ev filter.DropEvent) (eventlog.Event, bool) {
+	if !g.drops.allow(dropKey{ev.Client.Addr(), ev.Reason}, time.Now()) {
+		return eventlog.Event{}, false
+	}
 	st := g.state.Load()
 	e := eventlog.Event{
 		Time: ev.Time, Client: ev.Client.Addr(), Source: "ip", Name: ev.Server.String(),
-		Action: "block", Tier: string(policy.TierProfile), Count: 1,
+		Action: "block", Tier: string(policy.TierProfile), Segment: g.segNames[ev.Segment], Count: 1,
 	}
 	if len(ev.MAC) == 6 {
 		e.MAC = ev.MAC.String()
-	}
-	if i := int(ev.Segment) - 1; i >= 0 && i < len(st.cfg.Segments) {
-		e.Segment = st.cfg.Segments[i].Name
 	}
 	if int(ev.Profile) < len(st.cfg.Profiles) {
 		e.Profile = st.cfg.Profiles[ev.Profile].Name
@@ -378,12 +522,21 @@ func (g *gateway) dropEvent(ev filter.DropEvent) eventlog.Event {
 	default:
 		e.Rule = ev.Reason.String() + " " + port
 	}
-	return e
+	return e, true
 }
 
 // flowMap writes the slow path's verdicts into the fast path's flow map.
 type flowMap struct{ g *gateway }
 
-func (m flowMap) SetFlowVerdict(f nfq.Flow, allow bool, d policy.Decision) error {
-	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, allow, m.g.state.Load().ids[d.ProfileName()])
+func (m flowMap) SetFlowVerdict(f nfq.Flow, v nfq.FlowVerdict, d policy.Decision) error {
+	var fv filter.Verdict // an unknown verdict stays 0, which SetVerdict rejects
+	switch v {
+	case nfq.FlowAllow:
+		fv = filter.VerdictAllow
+	case nfq.FlowBlock:
+		fv = filter.VerdictBlock // reset
+	case nfq.FlowDrop:
+		fv = filter.VerdictDrop // silent: the block page has answered the flow
+	}
+	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, fv, m.g.state.Load().ids[d.ProfileName()])
 }

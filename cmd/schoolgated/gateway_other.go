@@ -26,7 +26,7 @@ func newGateway(cfg *config.Config, _ string, _ *slog.Logger) *gateway {
 
 func (g *gateway) macs() policy.MACLookup { return nil }
 
-func (g *gateway) start(context.Context, *config.Config, *lists.Catalog, *policy.Engine, *eventlog.Log) error {
+func (g *gateway) start(context.Context, *config.Config, *lists.Catalog, *policy.Engine, *eventlog.Log, uint16) error {
 	if g == nil {
 		return nil
 	}
@@ -37,6 +37,6 @@ func (g *gateway) apply(*config.Config, *lists.Catalog) error { return nil }
 
 func (g *gateway) close() error { return nil }
 
-func (g *gateway) status(*config.Config) (webui.Component, *webui.PacketPath) {
+func (g *gateway) status() (webui.Component, *webui.PacketPath) {
 	return webui.Component{Name: "packet path", State: "stopped", Detail: "needs Linux"}, nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -69,13 +70,14 @@ func gatewayConfig(topo *nettest.Topology, inet *nettest.Inet, profiles string) 
 
 // daemon is a schoolgated process running in the topology's appliance namespace.
 type daemon struct {
-	pin    string // the eBPF pin path, unique to the test
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	api    *http.Client // from the staff client, which may reach the web UI
-	apiURL string
-	done   chan struct{}
-	err    error
+	pin     string // the eBPF pin path, unique to the test
+	cfgPath string
+	cmd     *exec.Cmd
+	logs    *syncBuffer
+	api     *http.Client // from the staff client, which may reach the web UI
+	apiURL  string
+	done    chan struct{}
+	err     error
 }
 
 // startDaemon writes cfg into dir and runs schoolgated with it (data in dir/data), waiting
@@ -90,9 +92,7 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte(dir))
-	d := &daemon{pin: fmt.Sprintf("/sys/fs/bpf/schoolgate-e2e-%x", h.Sum64()), logs: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{pin: pinPath(dir), cfgPath: cfgPath, logs: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = topo.Appliance.NetCommand(context.Background(), daemonBin, "-config", cfgPath,
 		"-data-dir", filepath.Join(dir, "data"), "-bpf-pin-path", d.pin)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
@@ -126,6 +126,61 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// reload writes cfg over the daemon's configuration and sends SIGHUP, waiting until the
+// daemon has loaded it.
+func (d *daemon) reload(tb testing.TB, cfg string) {
+	tb.Helper()
+	loaded := func() string {
+		var st struct {
+			Config struct{ Loaded, LastReload string }
+		}
+		body, _ := d.get("/api/status")
+		json.Unmarshal([]byte(body), &st)
+		return st.Config.Loaded + st.Config.LastReload
+	}
+	before := loaded()
+	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(10 * time.Second); loaded() == before; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the daemon did not reload within 10s")
+		}
+	}
+	var st struct{ Config struct{ LastReload string } }
+	body, _ := d.get("/api/status")
+	json.Unmarshal([]byte(body), &st)
+	if st.Config.LastReload != "" {
+		tb.Fatalf("reload refused: %s", st.Config.LastReload)
+	}
+}
+
+// pinPath is the eBPF pin path of the daemons started in dir.
+func pinPath(dir string) string {
+	h := fnv.New64a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("/sys/fs/bpf/schoolgate-e2e-%x", h.Sum64())
+}
+
+// failToStart runs schoolgated on cfg (the pin path and data of dir) and expects it to
+// exit with an error within 30 s; it returns the output.
+func failToStart(tb testing.TB, topo *nettest.Topology, dir, cfg string) string {
+	tb.Helper()
+	cfgPath := filepath.Join(dir, "broken.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := topo.Appliance.NetCommand(ctx, daemonBin, "-config", cfgPath,
+		"-data-dir", filepath.Join(dir, "data"), "-bpf-pin-path", pinPath(dir)).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		tb.Fatalf("schoolgated started on a configuration it cannot run (err %v):\n%s", err, out)
+	}
+	return string(out)
 }
 
 // stop ends the daemon with SIGTERM (a clean stop) and returns how it exited.

@@ -113,6 +113,24 @@ func testRestart(t *testing.T, mode string) {
 		}
 	}
 
+	if mode == "closed" {
+		// A daemon that cannot start (a segment's port is missing) leaves the dead one's
+		// state enforcing: the kept flow carries on, pupils stay off blocked.test.
+		broken := strings.Replace(cfg, "interface: "+topo.Segments["guest"].Interface, "interface: nosuchif0", 1)
+		if out := failToStart(t, topo, g.dir, broken); !strings.Contains(out, "nosuchif0") {
+			t.Errorf("the failed start does not name the missing interface:\n%s", out)
+		}
+		if _, err := os.Stat(g.d.pin); err != nil {
+			t.Errorf("a failed start removed the pinned state: %v", err)
+		}
+		if body, err := kept.get("allowed.test"); err != nil || !strings.Contains(body, "hello from allowed.test") {
+			t.Errorf("kept connection after a failed start: %q, %v", body, err)
+		}
+		if !blocked() {
+			t.Errorf("pupil reached blocked.test after a failed start")
+		}
+	}
+
 	// A new daemon takes over the pinned maps and the table: the kept flow never notices,
 	// new flows are judged again.
 	g.d = startDaemon(t, topo, g.dir, cfg)
@@ -127,5 +145,21 @@ func testRestart(t *testing.T, mode string) {
 	}
 	if err := udpEcho(topo.Clients["pupil"], net.JoinHostPort(topo.InetAddr4(addrAllowed).String(), fmt.Sprint(nettest.PortWireGuard))); err == nil {
 		t.Errorf("pupil's WireGuard got through after the restart")
+	}
+}
+
+// TestPrivilegedFailedStart: a daemon that cannot start on a box where nothing ran before
+// leaves nothing behind, so a half-built gateway never forwards unfiltered.
+func TestPrivilegedFailedStart(t *testing.T) {
+	g := newGatewayTest(t)
+	cfg := gatewayConfig(g.topo, g.inet, gatewayProfiles)
+	broken := strings.Replace(cfg, "interface: "+g.topo.Segments["guest"].Interface, "interface: nosuchif0", 1)
+	failToStart(t, g.topo, g.dir, broken)
+	out, _ := g.topo.Appliance.Command(context.Background(), "nft", "list", "tables").CombinedOutput()
+	if strings.Contains(string(out), "schoolgate") {
+		t.Errorf("a failed start left the nftables table: %s", out)
+	}
+	if _, err := os.Stat(pinPath(g.dir)); err == nil {
+		t.Errorf("a failed start left pinned programs at %s", pinPath(g.dir))
 	}
 }
