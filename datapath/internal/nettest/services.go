@@ -1,6 +1,7 @@
 package nettest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -148,6 +149,13 @@ func (t *Topology) serverAddrs() []netip.Addr {
 
 func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
 
+// BigPath is a path every web server answers with BigSize bytes after the greeting, for
+// tests of what happens to the many packets of an established flow.
+const (
+	BigPath = "/big"
+	BigSize = 1 << 20
+)
+
 // helloHandler names the host asked for, so a test can tell which site it reached and that
 // it reached it at all.
 func helloHandler() http.Handler {
@@ -159,6 +167,9 @@ func helloHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Nettest-Proto", r.Proto)
 		fmt.Fprintf(w, "hello from %s", host)
+		if r.URL.Path == BigPath {
+			w.Write(bytes.Repeat([]byte{'.'}, BigSize))
+		}
 	})
 }
 
