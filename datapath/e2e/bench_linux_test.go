@@ -46,10 +46,12 @@ const (
 	benchBlocked     = "blocked.test"
 )
 
-// benchProfiles keep the pupils' defaults (DoT, QUIC inspection, no SNI blocked) and block
-// one name, which the setup uses to prove that the slow path is really judging.
+// benchProfiles keep the pupils' defaults (DoT blocked, QUIC inspected) but allow TLS
+// without a readable name (no_sni: allow), so BenchmarkThroughput's iperf3 flows on port 443,
+// which carry no ClientHello, are judged allowed once and then pass as flow-map hits. They
+// block one name, which the setup uses to prove that the slow path is really judging.
 const benchProfiles = `  - {name: staff}
-  - {name: pupils, block: [blocked.test]}
+  - {name: pupils, block: [blocked.test], no_sni: allow}
   - {name: guest, block: [blocked.test]}
 `
 
@@ -215,11 +217,27 @@ func benchRatios(a, b []float64) []float64 {
 	return r
 }
 
-// BenchmarkThroughput measures one established TCP flow (iperf3, port 5201, which the fast
-// path passes without queueing) from the pupil client through the appliance to the inet
-// namespace: with schoolgated's tc programs and nftables table against plain forwarding.
+// The iperf3 flows of BenchmarkThroughput go to TCP port 443 of the iperf address, a web
+// port, so the fast path tracks them. The inet HTTPS server holds a wildcard listener on 443
+// (every inet address, IPv4 and IPv6), so iperf3 cannot listen there itself: it listens on
+// its own port, and a DNAT rule in the inet namespace (the same on both sides) sends the
+// port-443 connections to it. To the appliance, and on the wire between client and
+// server, the flows are port-443 flows.
+const (
+	benchIperfPort   = 443  // the port the client connects to
+	benchIperfListen = 5201 // the port iperf3 -s listens on, behind the inet DNAT rule
+)
+
+// BenchmarkThroughput measures one established TCP flow (iperf3 to port 443) from the pupil
+// client through the appliance to the inet namespace: with schoolgated's tc programs and
+// nftables table against plain forwarding. On the schoolgate side each iperf3 connection
+// (control and data) is a new port-443 flow: its first data packet, iperf3's cookie and not
+// TLS, goes through the nfqueue slow path, which finds no name and applies the pupils
+// profile's no_sni: allow; every later packet is a hit in the tc program's flow map. The
+// benchmark checks that from /api/status: if fewer than 90% of the packets the pupil sent
+// in a schoolgate run were flow hits, it fails (it would be measuring some other path).
 // It reports the median Mbit/s of each side and the median over rounds of the per-round
-// ratio schoolgate/plain (DESIGN.md §7: ≥ 0.9).
+// ratio schoolgate/plain (DESIGN.md §7: ≥ 0.9), and the flow hits and flows judged.
 func BenchmarkThroughput(b *testing.B) {
 	if _, err := exec.LookPath("iperf3"); err != nil {
 		b.Skip("needs iperf3 (apt-get install iperf3)")
@@ -234,28 +252,162 @@ func BenchmarkThroughput(b *testing.B) {
 
 	b.ResetTimer()
 	mbits := map[*benchSide][]float64{}
+	var sent, hits, handoffs, flows, allowed uint64 // schoolgate rounds, summed
 	benchAlternate(rounds, plain, sg, func(round int, s *benchSide) {
+		var before benchCounters
+		if s == sg {
+			var err error
+			if before, err = sg.counters(); err != nil {
+				b.Fatalf("schoolgate, round %d: %v", round+1, err)
+			}
+		}
 		v, err := benchIperf(s, server, seconds)
 		if err != nil {
 			b.Fatalf("%s, round %d: %v", s.name, round+1, err)
 		}
 		mbits[s] = append(mbits[s], v)
+		if s != sg {
+			return
+		}
+		after, err := sg.counters()
+		if err != nil {
+			b.Fatalf("schoolgate, round %d: %v", round+1, err)
+		}
+		d := after.sub(before)
+		// The misses are each connection's SYN and handshake ACK, its first data packet
+		// and the client's retransmissions of it, which the slow path waits for before it
+		// calls the flow "not TLS" (the hand-offs): about 5 per connection, of the tens
+		// of thousands of packets (GSO segments of up to 64 KB) a run sends.
+		if d.sent == 0 || float64(d.flowHits) < 0.9*float64(d.sent) {
+			b.Fatalf("schoolgate, round %d: the pupil sent %d packets but only %d were flow-map hits "+
+				"(%d hand-offs, %d flows judged, %d allowed): the run did not go through the flow map",
+				round+1, d.sent, d.flowHits, d.handoffs, d.flows, d.allowed)
+		}
+		sent += d.sent
+		hits += d.flowHits
+		handoffs += d.handoffs
+		flows += d.flows
+		allowed += d.allowed
 	})
 	b.StopTimer()
 
 	r := benchRatios(mbits[sg], mbits[plain])
 	b.Logf("Mbit/s per round: plain %.0f, schoolgate %.0f, ratio %.3f", mbits[plain], mbits[sg], r)
+	b.Logf("schoolgate rounds: the pupil sent %d packets, %d flow-map hits (%.2f%%), %d hand-offs; slow path judged %d flows, %d allowed",
+		sent, hits, 100*float64(hits)/float64(sent), handoffs, flows, allowed)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(benchMedian(mbits[sg]), "Mbit/s-schoolgate")
 	b.ReportMetric(benchMedian(mbits[plain]), "Mbit/s-plain")
 	b.ReportMetric(benchMedian(r), "schoolgate/plain")
+	b.ReportMetric(float64(hits), "flow-hits")
+	b.ReportMetric(float64(hits)/float64(sent), "flow-hits/packet")
+	b.ReportMetric(float64(flows), "slowpath-flows")
 }
 
-// benchIperfServer runs `iperf3 -s` on addr in the side's inet namespace until the
-// benchmark ends, and waits until it listens.
+// benchCounters are the schoolgate side's counters that show which path a run took.
+type benchCounters struct {
+	sent     uint64 // packets the pupil client sent, received on its appliance interface
+	flowHits uint64 // the pupil segment's flow_hits (/api/status)
+	handoffs uint64 // the pupil segment's handoffs
+	flows    uint64 // slow_path.flows, all segments
+	allowed  uint64 // slow_path.allowed
+}
+
+func (c benchCounters) sub(o benchCounters) benchCounters {
+	return benchCounters{
+		sent: c.sent - o.sent, flowHits: c.flowHits - o.flowHits, handoffs: c.handoffs - o.handoffs,
+		flows: c.flows - o.flows, allowed: c.allowed - o.allowed,
+	}
+}
+
+// counters reads the pupil segment's and the slow path's counters from schoolgated's
+// /api/status (asked from the staff client, so the pupil segment's counters see none of it)
+// and the packets received on the pupil segment's appliance interface, which are the
+// packets the segment's tc ingress program saw, counted the same way (a GSO packet is one).
+// The status counts both directions in packets but only the client's in flow_hits, hence
+// the interface's count.
+func (s *benchSide) counters() (benchCounters, error) {
+	var c benchCounters
+	body, err := s.d.get("/api/status")
+	if err != nil {
+		return c, fmt.Errorf("reading /api/status: %w", err)
+	}
+	var st struct {
+		PacketPath *struct {
+			Segments []struct {
+				Segment  string
+				HandOffs uint64 `json:"handoffs"`
+				FlowHits uint64 `json:"flow_hits"`
+			}
+			SlowPath struct{ Flows, Allowed uint64 } `json:"slow_path"`
+		} `json:"packet_path"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		return c, fmt.Errorf("decoding /api/status: %w", err)
+	}
+	if st.PacketPath == nil {
+		return c, errors.New("/api/status has no packet_path")
+	}
+	found := false
+	for _, seg := range st.PacketPath.Segments {
+		if seg.Segment == "pupil" {
+			c.flowHits, c.handoffs, found = seg.FlowHits, seg.HandOffs, true
+		}
+	}
+	if !found {
+		return c, fmt.Errorf("/api/status has no packet_path counters for the pupil segment: %.300s", body)
+	}
+	c.flows, c.allowed = st.PacketPath.SlowPath.Flows, st.PacketPath.SlowPath.Allowed
+	c.sent, err = benchRxPackets(s.topo.Appliance, s.topo.Segments["pupil"].Interface)
+	return c, err
+}
+
+// benchRxPackets returns the packets received on the interface of ns, from the calling
+// thread's /proc/thread-self/net/dev inside it.
+func benchRxPackets(ns *nettest.NS, ifname string) (uint64, error) {
+	var dev []byte
+	err := ns.Do(func() (err error) {
+		dev, err = os.ReadFile("/proc/thread-self/net/dev")
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(dev), "\n") {
+		name, stats, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) != ifname {
+			continue
+		}
+		f := strings.Fields(stats) // receive: bytes packets errs drop ...
+		if len(f) < 2 {
+			break
+		}
+		return strconv.ParseUint(f[1], 10, 64)
+	}
+	return 0, fmt.Errorf("no %s in %s's /proc/net/dev", ifname, ns.Name)
+}
+
+// benchIperfServer runs `iperf3 -s` on addr and benchIperfListen in the side's inet
+// namespace until the benchmark ends, with the DNAT rule that sends connections to addr
+// and benchIperfPort to it, and waits until it listens.
 func benchIperfServer(b *testing.B, s *benchSide, addr netip.Addr) {
 	b.Helper()
-	cmd := s.topo.Inet.Command(context.Background(), "iperf3", "-s", "-B", addr.String())
+	// The rule's table is removed with the namespace. Connection tracking runs in the inet
+	// namespace for it, the same on both sides.
+	rules := fmt.Sprintf(`table ip schoolgate_bench {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %s tcp dport %d dnat to %s:%d
+	}
+}
+`, addr, benchIperfPort, addr, benchIperfListen)
+	nft := s.topo.Inet.Command(context.Background(), "nft", "-f", "-")
+	nft.Stdin = strings.NewReader(rules)
+	if out, err := nft.CombinedOutput(); err != nil {
+		b.Fatalf("%s: inet DNAT of %s port %d to iperf3: %v: %s", s.name, addr, benchIperfPort, err, out)
+	}
+
+	cmd := s.topo.Inet.Command(context.Background(), "iperf3", "-s", "-B", addr.String(), "-p", strconv.Itoa(benchIperfListen))
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -269,7 +421,7 @@ func benchIperfServer(b *testing.B, s *benchSide, addr netip.Addr) {
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ss, _ := s.topo.Inet.Command(context.Background(), "ss", "-Hltn", "sport = :5201").Output()
+		ss, _ := s.topo.Inet.Command(context.Background(), "ss", "-Hltn", fmt.Sprintf("sport = :%d", benchIperfListen)).Output()
 		if strings.Contains(string(ss), addr.String()) {
 			return
 		}
@@ -297,12 +449,14 @@ type benchIperfResult struct {
 	Error string `json:"error"`
 }
 
-// benchIperf runs one iperf3 client from the pupil namespace for 1 + seconds seconds (the
-// first second, slow start, is omitted) and returns what the server received, in Mbit/s.
+// benchIperf runs one iperf3 client from the pupil namespace to server port benchIperfPort
+// for 1 + seconds seconds (the first second, slow start, is omitted) and returns what the
+// server received, in Mbit/s.
 func benchIperf(s *benchSide, server netip.Addr, seconds int) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds+30)*time.Second)
 	defer cancel()
-	out, err := s.client().Command(ctx, "iperf3", "-c", server.String(), "-t", strconv.Itoa(seconds), "-O", "1", "-J").Output()
+	out, err := s.client().Command(ctx, "iperf3", "-c", server.String(), "-p", strconv.Itoa(benchIperfPort),
+		"-t", strconv.Itoa(seconds), "-O", "1", "-J").Output()
 	var res benchIperfResult
 	if jerr := json.Unmarshal(out, &res); jerr != nil {
 		return 0, fmt.Errorf("iperf3 -c: %v, output %.200q: %w", err, out, jerr)
