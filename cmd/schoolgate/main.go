@@ -1,5 +1,6 @@
 // Command schoolgate is the administrator's command-line tool: it checks configuration files
-// before they are deployed and asks a running appliance to explain a decision.
+// before they are deployed, asks a running appliance to explain a decision, and exports and
+// verifies the audit trail.
 package main
 
 import (
@@ -33,6 +34,9 @@ func main() {
 const usage = `usage:
   schoolgate check FILE                      validate a configuration file
   schoolgate explain [-api URL] CLIENT NAME  ask a running appliance why NAME is (not) blocked for CLIENT
+  schoolgate audit verify FILE               check an exported audit trail offline
+  schoolgate audit export [-data-dir DIR] [-o FILE]
+                                             write the appliance's audit trail as a verifiable file
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -45,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(args[1:], stdout)
 	case "explain":
 		return explain(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
