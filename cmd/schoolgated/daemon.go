@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
 	"github.com/schoolgate/schoolgate/firmware/dnssvc"
@@ -31,6 +32,7 @@ type daemon struct {
 	started time.Time
 
 	events *eventlog.Log
+	audit  *audit.Log
 	engine *policy.Engine
 	filter *dnsfilter.Filter
 	dns    *dnssvc.Service
@@ -133,6 +135,14 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.events.Start(ctx); err != nil {
 		return fmt.Errorf("starting event log: %w", err)
 	}
+	d.audit, err = audit.New(audit.Config{Path: filepath.Join(d.opts.dataDir, audit.FileName),
+		Logger: d.logger.With("component", "audit"), Appliance: cfg.Appliance.Name})
+	if err != nil {
+		return fmt.Errorf("opening the audit trail: %w", err)
+	}
+	d.record(ctx, audit.Entry{Action: "daemon.start", Object: d.source,
+		Summary: fmt.Sprintf("schoolgate %s started with the configuration %s", version, d.source)})
+	d.recordConfig(ctx, cfg, "config.change", "the configuration changed while schoolgate was not running")
 
 	cat, err := d.lists.Load(ctx)
 	if err != nil {
@@ -206,6 +216,15 @@ func (d *daemon) reload(ctx context.Context) (err error) {
 		}
 		d.mu.Unlock()
 	}()
+	defer func() {
+		if err != nil {
+			// The last line names the field and the reason; the rest says which file.
+			msg := strings.TrimSpace(err.Error())
+			last := msg[strings.LastIndex(msg, "\n")+1:]
+			d.record(ctx, audit.Entry{Action: "config.reload.refused", Object: d.opts.configPath,
+				Summary: "reload refused, the running configuration stays: " + last, Detail: msg})
+		}
+	}()
 	cfg, fsys, source, err := loadConfig(d.opts)
 	if err != nil {
 		return err
@@ -249,6 +268,7 @@ func (d *daemon) reload(ctx context.Context) (err error) {
 	if err := m.Start(ctx); err != nil {
 		d.logger.Error("starting list updates", "err", err)
 	}
+	d.recordConfig(ctx, cfg, "config.reload", "configuration reloaded")
 	d.logger.Info("configuration reloaded", "source", source,
 		"listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
 	return nil
@@ -271,6 +291,8 @@ func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
 	if err := d.gw.apply(d.cfg, cat); err != nil {
 		d.logger.Error("updating the packet path after list update", "err", err)
 	}
+	d.record(context.Background(), audit.Entry{Action: "list.update", Object: "lists",
+		Summary: fmt.Sprintf("lists updated: %d listed domains, %d protected", cat.Domains.Len(), cat.Protected.Len())})
 	d.logger.Info("lists updated", "listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
 }
 
@@ -291,10 +313,61 @@ func (d *daemon) close() error {
 	if m != nil {
 		errs = append(errs, m.Close())
 	}
+	if d.audit != nil {
+		d.record(context.Background(), audit.Entry{Action: "daemon.stop", Summary: "schoolgate stopped"})
+		errs = append(errs, d.audit.Close())
+	}
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// record appends a change made by the firmware itself to the audit trail. A failure is
+// logged as an error: the change has happened, and the log says so.
+func (d *daemon) record(ctx context.Context, e audit.Entry) {
+	if d.audit == nil {
+		return
+	}
+	e.Actor = audit.ActorSystem
+	if _, err := d.audit.Append(ctx, e); err != nil {
+		d.logger.Error("recording in the audit trail", "action", e.Action, "err", err)
+	}
+}
+
+// appliedConfig is the data directory's copy of the configuration last applied, normalised,
+// so that every change, even one made while the daemon was stopped, is recorded with a diff.
+const appliedConfig = "applied-config.yaml"
+
+// recordConfig records cfg in the audit trail with a diff against the configuration last
+// applied, when they differ, and keeps it as the new reference.
+func (d *daemon) recordConfig(ctx context.Context, cfg *config.Config, action, summary string) {
+	now, err := config.Marshal(cfg)
+	if err != nil {
+		d.logger.Error("writing the configuration for the audit trail", "err", err)
+		return
+	}
+	path := filepath.Join(d.opts.dataDir, appliedConfig)
+	before, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.logger.Error("reading the last applied configuration", "err", err)
+	}
+	switch diff := config.Diff("before", "after", before, now); {
+	case diff != "" && before == nil:
+		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: "first configuration applied", Detail: diff})
+	case diff != "":
+		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: summary, Detail: diff})
+	case action == "config.reload":
+		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: summary + ": configuration unchanged, lists read again"})
+	}
+	tmp := path + ".tmp"
+	werr := os.WriteFile(tmp, now, 0o640)
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		d.logger.Error("keeping the applied configuration", "err", werr)
+	}
 }
 
 func (d *daemon) status(ctx context.Context) webui.Status {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/config"
 )
 
@@ -128,6 +130,7 @@ func freePort(t *testing.T) int {
 }
 
 type daemonProc struct {
+	dataDir string
 	cmd     *exec.Cmd
 	dnsAddr string
 	apiURL  string
@@ -164,7 +167,8 @@ func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 	if upstream != "" {
 		args = append(args, "-upstream", upstream)
 	}
-	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", t.TempDir())
+	d.dataDir = t.TempDir()
+	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", d.dataDir)
 	d.cmd = exec.Command(daemonBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -521,6 +525,41 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	d.stop(t)
+
+	t.Run("audit trail", func(t *testing.T) {
+		// Every change the daemon made is in the audit trail, chained.
+		l, err := audit.New(audit.Config{Path: filepath.Join(d.dataDir, audit.FileName)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		entries, err := l.List(context.Background(), audit.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		for i := len(entries) - 1; i >= 0; i-- {
+			e := entries[i]
+			actions = append(actions, e.Action)
+			switch e.Action {
+			case "config.change":
+				if !strings.Contains(e.Detail, "+  - name: pupils") {
+					t.Errorf("first configuration entry lacks the configuration: %q", e.Detail)
+				}
+			case "config.reload.refused":
+				if !strings.Contains(e.Summary, `unknown category "porn"`) {
+					t.Errorf("refused reload entry: %q", e.Summary)
+				}
+			}
+		}
+		want := []string{"daemon.start", "config.change", "config.reload.refused", "config.reload", "daemon.stop"}
+		if strings.Join(actions, " ") != strings.Join(want, " ") {
+			t.Errorf("audit actions = %v, want %v", actions, want)
+		}
+		if res, err := l.Verify(context.Background()); err != nil || !res.OK {
+			t.Errorf("audit chain: %+v, %v", res, err)
+		}
+	})
 }
 
 // TestDemoMode starts the daemon exactly as `make run` does (apart from the addresses) and
