@@ -1,17 +1,29 @@
-// Package webui serves schoolgate's HTTP interface: today the JSON API the technician's tools
-// and tests use (status, explain, events); the web UI pages grow on the same server.
+// Package webui serves schoolgate's HTTP interface: the JSON API the technician's tools and
+// tests use (status, explain, events) and, when an accounts store is configured, the web UI's
+// server-rendered pages (html/template, htmx and a style sheet embedded with go:embed).
+//
+// Every page route is declared with the auth.Permission it needs (pageRoutes) and mounted
+// through require, which resolves the session cookie and asks auth.Can; state-changing
+// requests carry the session's CSRF token. The JSON API stays open without a session for
+// now: the firewall already limits it to the admin segments, and the demo tooling and
+// end-to-end tests use it without logging in.
 package webui
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/schoolgate/schoolgate/firmware/audit"
+	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
@@ -26,6 +38,11 @@ type Events interface {
 	Query(context.Context, eventlog.Filter) (eventlog.Page, error)
 }
 
+// Auditor records changes in the audit trail. *audit.Log is one.
+type Auditor interface {
+	Append(context.Context, audit.Entry) (audit.Entry, error)
+}
+
 // Config configures the server.
 type Config struct {
 	Listen    string
@@ -35,14 +52,22 @@ type Config struct {
 	// it knows their state.
 	Status func(context.Context) Status
 	Logger *slog.Logger
+	// Auth turns the web UI pages on. Without it only the JSON API is served, as the tests
+	// and demo tooling of the packet path expect.
+	Auth *auth.Store
+	// Audit records the account changes made through the pages; required with Auth.
+	Audit Auditor
 }
 
 // Server is the HTTP server.
 type Server struct {
-	cfg  Config
-	srv  *http.Server
-	ln   net.Listener
-	done chan error
+	cfg    Config
+	assets *assets
+	pages  map[string]*template.Template
+	preKey []byte // signs pre-session CSRF tokens; new at every start
+	srv    *http.Server
+	ln     net.Listener
+	done   chan error
 }
 
 // New checks cfg and builds the routes; Start listens.
@@ -54,6 +79,20 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg}
+	if cfg.Auth != nil {
+		if cfg.Audit == nil {
+			return nil, errors.New("webui: an audit log is required with an accounts store")
+		}
+		var err error
+		if s.assets, err = newAssets(); err != nil {
+			return nil, fmt.Errorf("webui: static assets: %w", err)
+		}
+		if s.pages, err = parsePages(s.assets); err != nil {
+			return nil, fmt.Errorf("webui: %w", err)
+		}
+		s.preKey = make([]byte, 32)
+		rand.Read(s.preKey)
+	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -74,10 +113,41 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/status", s.handleStatus)
 	mux.HandleFunc("GET /api/explain", s.handleExplain)
 	mux.HandleFunc("GET /api/events", s.handleEvents)
+	if s.cfg.Auth == nil {
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: try /api/status, /api/explain or /api/events")
+		})
+		return securityHeaders(mux)
+	}
+	mux.Handle("GET /static/", s.assets)
+	// The pre-session pages: they check their own CSRF field (see preToken).
+	mux.HandleFunc("GET /login", s.handleLoginForm)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("POST /login/totp", s.handleTOTP)
+	mux.HandleFunc("GET /setup", s.handleSetupForm)
+	mux.HandleFunc("POST /setup", s.handleSetup)
+	for _, rt := range s.pageRoutes() {
+		mux.HandleFunc(rt.pattern, s.require(rt.perm, rt.handler))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: try /api/status, /api/explain or /api/events")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			writeError(w, http.StatusNotFound, "no such endpoint: try /api/status, /api/explain or /api/events")
+			return
+		}
+		s.renderMessage(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
 	})
-	return securityHeaders(mux)
+	// Browsers say where a POST comes from (Sec-Fetch-Site, Origin); a cross-origin one is
+	// refused before any token is looked at.
+	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
+}
+
+// pageRoutes are the routes that need a session, each with the one permission it needs.
+func (s *Server) pageRoutes() []route {
+	return []route{
+		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
+		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
+		{"POST /logout", auth.OwnAccount, s.handleLogout},
+	}
 }
 
 // Start listens and serves in the background until Close.
@@ -123,6 +193,14 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
+		// No inline script or style anywhere, and no eval (htmx is configured without it).
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -8,13 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
+	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
 	"github.com/schoolgate/schoolgate/firmware/dnssvc"
@@ -33,6 +36,7 @@ type daemon struct {
 
 	events *eventlog.Log
 	audit  *audit.Log
+	auth   *auth.Store
 	engine *policy.Engine
 	filter *dnsfilter.Filter
 	dns    *dnssvc.Service
@@ -169,9 +173,14 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.dns.Start(ctx); err != nil {
 		return err
 	}
+	d.auth, err = auth.New(auth.Config{Path: filepath.Join(d.opts.dataDir, "auth.db"),
+		Logger: d.logger.With("component", "auth"), Issuer: issuerName(cfg.Appliance.Name)})
+	if err != nil {
+		return fmt.Errorf("opening the accounts database: %w", err)
+	}
 	d.http, err = webui.New(webui.Config{
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
-		Logger: d.logger.With("component", "http"),
+		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit,
 	})
 	if err != nil {
 		return err
@@ -183,6 +192,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if a, ok := d.http.Addr().(*net.TCPAddr); ok {
 		adminPort = uint16(a.Port)
 	}
+	d.announceSetup(ctx)
 	if err := d.gw.start(ctx, cfg, cat, d.engine, d.events, adminPort); err != nil {
 		return err
 	}
@@ -316,6 +326,9 @@ func (d *daemon) close() error {
 	if d.audit != nil {
 		d.record(context.Background(), audit.Entry{Action: "daemon.stop", Summary: "schoolgate stopped"})
 		errs = append(errs, d.audit.Close())
+	}
+	if d.auth != nil {
+		errs = append(errs, d.auth.Close())
 	}
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
@@ -488,4 +501,48 @@ func splitHostPort(addr string) (string, string) {
 		return addr, "53"
 	}
 	return h, p
+}
+
+// announceSetup prints the one-time setup link while no account exists: there is no default
+// password, and the first account made through the link is a technician. The link carries
+// the setup token; it is the only secret the daemon ever logs, because the person at the
+// console must be able to open it. A new token replaces it at each start.
+func (d *daemon) announceSetup(ctx context.Context) {
+	need, err := d.auth.NeedsSetup(ctx)
+	if err != nil {
+		d.logger.Error("checking for first-start setup", "err", err)
+		return
+	}
+	if !need {
+		return
+	}
+	tok, err := d.auth.SetupToken(ctx)
+	if err != nil {
+		d.logger.Error("issuing the setup token", "err", err)
+		return
+	}
+	d.logger.Info("open this link once to create the first technician account",
+		"url", setupURL(d.http.Addr(), tok))
+}
+
+// setupURL builds the link from the address the HTTP server listens on; an unspecified
+// address (0.0.0.0, ::) is shown as loopback, which works on the box itself.
+func setupURL(addr net.Addr, token string) string {
+	host, port := "127.0.0.1", ""
+	if a, ok := addr.(*net.TCPAddr); ok {
+		port = strconv.Itoa(a.Port)
+		if !a.IP.IsUnspecified() {
+			host = a.IP.String()
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/setup?token=" + url.QueryEscape(token)
+}
+
+// issuerName makes the appliance's name usable as a TOTP issuer, which may not hold ':'.
+func issuerName(appliance string) string {
+	name := strings.TrimSpace(strings.ReplaceAll(appliance, ":", " "))
+	if name == "" {
+		return "schoolgate"
+	}
+	return name
 }
