@@ -3,6 +3,7 @@ package nfq
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 
 	"github.com/google/gopacket"
@@ -55,6 +56,9 @@ type decoder struct {
 	payload gopacket.Payload
 	p4, p6  *gopacket.DecodingLayerParser
 	found   []gopacket.LayerType
+	// The last MAC address formatted, and its text: a client's packets come in runs.
+	lastMAC    [6]byte
+	lastMACStr string
 }
 
 func newDecoder() *decoder {
@@ -67,6 +71,17 @@ func newDecoder() *decoder {
 		p.IgnoreUnsupported = true
 	}
 	return d
+}
+
+// mac formats a 6-byte MAC address as net.HardwareAddr does; anything else is "".
+func (d *decoder) mac(hw []byte) string {
+	if len(hw) != 6 {
+		return ""
+	}
+	if d.lastMACStr == "" || [6]byte(hw) != d.lastMAC {
+		d.lastMAC, d.lastMACStr = [6]byte(hw), net.HardwareAddr(hw).String()
+	}
+	return d.lastMACStr
 }
 
 func (d *decoder) decode(b []byte) (packet, error) {

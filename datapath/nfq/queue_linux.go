@@ -5,27 +5,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
-	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Slowpath reads the queues and judges flows.
 type Slowpath struct {
-	cfg    Config
-	queues []*nfqueue.Nfqueue
-	cnt    counters
-	inj    *injector // raw sockets for block pages; nil without Config.BlockPage
+	cfg     Config
+	queues  []*nfQueue
+	waiters []*waiter
+	cnt     counters
+	inj     *injector // raw sockets for block pages; nil without Config.BlockPage
 
-	mu     sync.Mutex // guards tr and recent: a flow's packets may arrive on any queue
+	mu     sync.Mutex // guards tr, recent and recentQ: a flow's packets may arrive on any queue
 	tr     *tracker
 	recent map[Flow]recentVerdict
+	// recentQ has recent's entries in the order they were made, for the sweep to forget
+	// the old ones without reading the whole map (it holds ten seconds of flows).
+	recentQ []recentEntry
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -39,6 +42,39 @@ type recentVerdict struct {
 }
 
 const recentFor = 10 * time.Second
+
+type recentEntry struct {
+	f  Flow
+	at time.Time
+}
+
+// remember records a decided flow's verdict (s.mu held).
+func (s *Slowpath) remember(f Flow, v FlowVerdict, now time.Time) {
+	s.recent[f] = recentVerdict{v: v, at: now}
+	s.recentQ = append(s.recentQ, recentEntry{f: f, at: now})
+}
+
+// forget drops the verdicts older than recentFor (s.mu held). Entries are made in about
+// the order of their times (goroutines' clocks differ by the time it takes to take the
+// lock), so the sweep stops at the first that is young enough.
+func (s *Slowpath) forget(now time.Time) {
+	n := 0
+	for _, e := range s.recentQ {
+		if now.Sub(e.at) <= recentFor {
+			break
+		}
+		// The flow may have been decided again since (a timeout's packets, say); then
+		// its entry is the later one's.
+		if v, ok := s.recent[e.f]; ok && v.at.Equal(e.at) {
+			delete(s.recent, e.f)
+		}
+		n++
+	}
+	s.recentQ = s.recentQ[n:]
+	if len(s.recentQ) == 0 {
+		s.recentQ = nil
+	}
+}
 
 // New checks the configuration; Start opens the queues.
 func New(cfg Config) (*Slowpath, error) {
@@ -57,56 +93,146 @@ func (s *Slowpath) Start(ctx context.Context) error {
 	}
 	flags := uint32(0)
 	if s.cfg.FailOpen {
-		flags |= nfqueue.NfQaCfgFlagFailOpen
+		flags |= nfqaCfgFailOpen
 	}
 	for i := range s.cfg.Queues {
 		num := s.cfg.Queue + i
-		q, err := nfqueue.Open(&nfqueue.Config{
-			NfQueue: num, MaxPacketLen: 0xffff, MaxQueueLen: s.cfg.MaxQueueLen,
-			Copymode: nfqueue.NfQnlCopyPacket, Flags: flags, WriteTimeout: time.Second,
-		})
+		q, err := openQueue(num, s.cfg.MaxQueueLen, flags)
 		if err != nil {
 			s.Close()
 			return fmt.Errorf("opening nfqueue %d: %w", num, err)
 		}
-		// Under load the kernel may drop our socket's messages (ENOBUFS); we would rather
-		// carry on than stop reading.
-		_ = q.SetOption(netlink.NoENOBUFS, true)
 		s.queues = append(s.queues, q)
-		idx := uint64(len(s.queues) - 1)
-		dec := newDecoder()
-		err = q.RegisterWithErrorFunc(ctx, func(a nfqueue.Attribute) int {
-			s.handle(idx, dec, a)
-			return 0
-		}, func(err error) int {
-			if ctx.Err() != nil {
-				return 1
-			}
-			s.cfg.Logger.Warn("reading nfqueue", "queue", num, "err", err)
-			return 0
-		})
+	}
+	for range waiters(len(s.queues), runtime.GOMAXPROCS(0)) {
+		w, err := newWaiter()
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("registering on nfqueue %d: %w", num, err)
+			return err
 		}
+		s.waiters = append(s.waiters, w)
+	}
+	for i, q := range s.queues {
+		w := s.waiters[i%len(s.waiters)]
+		if err := w.add(q.fd, int32(i)); err != nil {
+			s.Close()
+			return err
+		}
+		w.queues = append(w.queues, uint64(i))
+	}
+	for _, w := range s.waiters {
+		s.wg.Add(1)
+		go s.read(w)
 	}
 	s.wg.Add(1)
 	go s.sweep(ctx)
 	return nil
 }
 
-// handle is called on a queue's reading goroutine for each packet.
-func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
+// maxBurst is how many messages a waiter reads from one queue before it looks at the
+// others again.
+const maxBurst = 64
+
+// How a waiter waits (see waiter): while packets came within activeFor, it sleeps in
+// epoll_wait, waking at least every yieldEvery to yield, so the runtime never sees it stuck
+// in a syscall; after that, it parks until the next packet.
+const (
+	yieldEvery = 5 * time.Millisecond // well under the runtime's 10 ms
+	activeFor  = time.Second
+)
+
+// read reads a waiter's queues until the slow path stops, handling each packet on this
+// goroutine: a flow is decided, and its packets released, by the goroutine that read its
+// last packet.
+func (s *Slowpath) read(w *waiter) {
+	defer s.wg.Done()
+	dec := newDecoder()
+	for _, qi := range w.queues {
+		q := s.queues[qi]
+		for _, m := range q.early {
+			s.messages(qi, dec, m)
+		}
+		q.early = nil
+	}
+	events := make([]unix.EpollEvent, len(w.queues)+1)
+	var yielded, active time.Time
+	for {
+		var ready []unix.EpollEvent
+		var err error
+		if now := time.Now(); now.Sub(active) < activeFor {
+			if now.Sub(yielded) >= yieldEvery {
+				runtime.Gosched()
+				yielded = now
+			}
+			ready, err = w.wait(events, int(yieldEvery/time.Millisecond))
+		} else {
+			ready, err = w.park(events)
+		}
+		if err != nil {
+			// Nothing but a bug gets here (the descriptors are ours, open until this
+			// goroutine ends): stop rather than spin.
+			s.cfg.Logger.Error("reading nfqueue: the slow path stops", "err", err)
+			return
+		}
+		if len(ready) > 0 {
+			active = time.Now()
+		}
+		for _, ev := range ready {
+			if ev.Fd == stopEvent {
+				return
+			}
+			qi := uint64(ev.Fd)
+			q := s.queues[qi]
+			for range maxBurst {
+				b, err := q.read()
+				if err == unix.EAGAIN {
+					break
+				}
+				if err != nil {
+					s.cfg.Logger.Warn("reading nfqueue", "queue", q.num, "err", err)
+					break
+				}
+				s.messages(qi, dec, b)
+			}
+		}
+	}
+}
+
+// messages handles the netlink messages of one datagram from queue qi.
+func (s *Slowpath) messages(qi uint64, dec *decoder, b []byte) {
+	for {
+		m, rest, ok := nextMsg(b)
+		if !ok {
+			return
+		}
+		b = rest
+		switch m.typ {
+		case nfnlSubsysQueue<<8 | nfqnlMsgPacket:
+			p, err := parsePacket(m.body)
+			if err != nil {
+				s.cnt.packets.Add(1)
+				s.cfg.Logger.Warn("reading nfqueue", "queue", s.cfg.Queue+uint16(qi), "err", err)
+				continue
+			}
+			s.handle(qi, dec, p)
+		case nlmsgError:
+			// The kernel refused a verdict (it answers errors unasked); the message's
+			// sequence number is the packet id.
+			if err := ackError(m.body); err != nil {
+				s.cfg.Logger.Warn("reading nfqueue", "queue", s.cfg.Queue+uint16(qi), "packet", m.seq, "err", err)
+			}
+		}
+	}
+}
+
+// handle is called on a waiter's goroutine for each packet.
+func (s *Slowpath) handle(qi uint64, dec *decoder, a queuedPacket) {
 	s.cnt.packets.Add(1)
-	if a.PacketID == nil {
+	if !a.hasID {
 		return
 	}
-	id := qi<<32 | uint64(*a.PacketID)
-	var payload []byte
-	if a.Payload != nil {
-		payload = *a.Payload
-	}
-	p, err := dec.decode(payload)
+	id := qi<<32 | uint64(a.id)
+	p, err := dec.decode(a.payload)
 	if err != nil {
 		// The fast path marks only TCP and UDP packets with ports; anything else here is
 		// unexpected, and judged by the failure mode.
@@ -117,13 +243,8 @@ func (s *Slowpath) handle(qi uint64, dec *decoder, a nfqueue.Attribute) {
 		s.release(id, Flow{}, v)
 		return
 	}
-	if a.InDev != nil {
-		p.inDev = int(*a.InDev)
-	}
-	mac := ""
-	if a.HwAddr != nil && len(*a.HwAddr) == 6 {
-		mac = net.HardwareAddr(*a.HwAddr).String()
-	}
+	p.inDev = int(a.inDev)
+	mac := dec.mac(a.hwAddr)
 	now := time.Now()
 	s.mu.Lock()
 	if v, ok := s.recent[p.flow]; ok {
@@ -146,15 +267,14 @@ func (s *Slowpath) sweep(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			for _, w := range s.waiters {
+				w.wake() // the readers stop
+			}
 			return
 		case now := <-tick.C:
 			s.mu.Lock()
 			expired := s.tr.expire(now)
-			for f, v := range s.recent {
-				if now.Sub(v.at) > recentFor {
-					delete(s.recent, f)
-				}
-			}
+			s.forget(now)
 			s.mu.Unlock()
 			for _, o := range expired {
 				s.cnt.timeouts.Add(1)
@@ -200,44 +320,69 @@ func (s *Slowpath) finish(o *outcome, now time.Time) {
 			s.cfg.Logger.Warn("writing flow verdict", "flow", o.flow, "verdict", v, "err", err)
 		}
 		s.mu.Lock()
-		s.recent[o.flow] = recentVerdict{v: v, at: now}
+		s.remember(o.flow, v, now)
 		s.mu.Unlock()
 	}
 	if s.cfg.Events != nil {
 		s.cfg.Events.Record(event(o, d, now))
 	}
+	// The held packets' verdicts go to the kernel in the order the packets came, in one
+	// write for each run of packets from the same queue: usually one write for the flow.
+	var arr [4 * (verdictLen + 8)]byte
+	buf, cur, n := arr[:0], uint64(0), 0
 	for i, id := range o.ids {
+		qi := id >> 32
+		if n > 0 && qi != cur {
+			s.send(cur, buf, n)
+			buf, n = buf[:0], 0
+		}
+		cur = qi
 		switch {
 		case page && i == 0:
-			s.resetServer(id, o)
+			s.resetServer(id, o) // the first: nothing is waiting in buf
+			continue
 		case page:
-			s.drop(id)
+			// A request the block page has answered: dropped.
+			buf = appendVerdict(buf, s.cfg.Queue+uint16(qi), uint32(id), nfDrop, 0, false, nil)
 		default:
-			s.release(id, o.flow, v)
+			buf = s.appendRelease(buf, id, o.flow, v)
 		}
+		n++
+	}
+	if n > 0 {
+		s.send(cur, buf, n)
 	}
 }
 
-// release gives one held packet its flow's verdict: accepted (FlowAllow); or, for a TCP
-// flow blocked with FlowBlock, sent once more through the hook with the block mark so the
-// nftables table answers with a reset; or dropped (UDP, and FlowDrop: the block page has
-// answered the flow, and a reset now could spoil it).
+// release gives one held packet its flow's verdict (see appendRelease).
 func (s *Slowpath) release(id uint64, f Flow, v FlowVerdict) {
-	q, pid := s.queueOf(id)
-	if q == nil {
-		return
-	}
-	var err error
+	var arr [verdictLen + 8]byte
+	s.send(id>>32, s.appendRelease(arr[:0], id, f, v), 1)
+}
+
+// appendRelease appends the verdict that gives held packet id its flow's verdict:
+// accepted (FlowAllow); or, for a TCP flow blocked with FlowBlock, sent once more through
+// the hook with the block mark so the nftables table answers with a reset; or dropped
+// (UDP, and FlowDrop: the block page has answered the flow, and a reset now could spoil
+// it).
+func (s *Slowpath) appendRelease(b []byte, id uint64, f Flow, v FlowVerdict) []byte {
+	queue, pid := s.cfg.Queue+uint16(id>>32), uint32(id)
 	switch {
 	case v == FlowAllow:
-		err = q.SetVerdict(pid, nfqueue.NfAccept)
+		return appendVerdict(b, queue, pid, nfAccept, 0, false, nil)
 	case v == FlowBlock && f.Proto == protoTCP && s.cfg.MarkBlock != 0:
-		err = q.SetVerdictWithMark(pid, nfqueue.NfRepeat, int(s.cfg.MarkBlock))
-	default:
-		err = q.SetVerdict(pid, nfqueue.NfDrop)
+		return appendVerdict(b, queue, pid, nfRepeat, s.cfg.MarkBlock, true, nil)
 	}
-	if err != nil {
-		s.cnt.errors.Add(1)
+	return appendVerdict(b, queue, pid, nfDrop, 0, false, nil)
+}
+
+// send writes the verdict messages in b, n of them, to queue qi.
+func (s *Slowpath) send(qi uint64, b []byte, n int) {
+	if qi >= uint64(len(s.queues)) {
+		return
+	}
+	if err := s.queues[qi].write(b); err != nil {
+		s.cnt.errors.Add(uint64(n))
 		s.cfg.Logger.Warn("setting nfqueue verdict", "err", err)
 	}
 }
@@ -249,40 +394,20 @@ func (s *Slowpath) release(id uint64, f Flow, v FlowVerdict) {
 // conntrack entry, so the WAN's masquerade rewrites it like the rest of the flow. Should
 // that fail, the packet is dropped: the client already has its page.
 func (s *Slowpath) resetServer(id uint64, o *outcome) {
-	q, pid := s.queueOf(id)
-	if q == nil {
+	qi := id >> 32
+	if qi >= uint64(len(s.queues)) {
 		return
 	}
 	rst, err := serverResetPacket(o.flow, o.req)
 	if err == nil {
-		err = q.SetVerdictModPacket(pid, nfqueue.NfAccept, rst)
+		err = s.queues[qi].write(appendVerdict(nil, s.cfg.Queue+uint16(qi), uint32(id), nfAccept, 0, false, rst))
 	}
 	if err != nil {
 		s.cnt.errors.Add(1)
 		s.cfg.Logger.Warn("resetting the server of a blocked HTTP flow", "flow", o.flow, "err", err)
-		s.drop(id)
+		var arr [verdictLen]byte
+		s.send(qi, appendVerdict(arr[:0], s.cfg.Queue+uint16(qi), uint32(id), nfDrop, 0, false, nil), 1)
 	}
-}
-
-// drop drops one held packet: a request the block page has answered.
-func (s *Slowpath) drop(id uint64) {
-	q, pid := s.queueOf(id)
-	if q == nil {
-		return
-	}
-	if err := q.SetVerdict(pid, nfqueue.NfDrop); err != nil {
-		s.cnt.errors.Add(1)
-		s.cfg.Logger.Warn("setting nfqueue verdict", "err", err)
-	}
-}
-
-// queueOf splits a held packet's id into its queue and the queue's packet id.
-func (s *Slowpath) queueOf(id uint64) (*nfqueue.Nfqueue, uint32) {
-	qi := int(id >> 32)
-	if qi >= len(s.queues) {
-		return nil, 0
-	}
-	return s.queues[qi], uint32(id)
 }
 
 // Stats returns the counters.
@@ -325,12 +450,18 @@ func (s *Slowpath) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	var errs []error
-	for _, q := range s.queues {
-		errs = append(errs, q.Close())
+	for _, w := range s.waiters {
+		w.wake()
 	}
 	s.wg.Wait()
-	s.queues = nil
+	var errs []error
+	for _, q := range s.queues {
+		errs = append(errs, q.close())
+	}
+	for _, w := range s.waiters {
+		w.close()
+	}
+	s.queues, s.waiters = nil, nil
 	if s.inj != nil {
 		errs = append(errs, s.inj.close())
 		s.inj = nil

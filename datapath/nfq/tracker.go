@@ -1,8 +1,9 @@
 package nfq
 
 import (
+	"cmp"
 	"errors"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/schoolgate/schoolgate/datapath/sni"
@@ -71,6 +72,14 @@ type outcome struct {
 	ids   []uint64
 	first time.Time
 	req   request // HTTP flows with a name: where the request sits, for a block page
+	idArr [4]uint64
+}
+
+// newOutcome returns an outcome for a flow held as pf, with a copy of its packet ids.
+func newOutcome(f Flow, pf *pending, why string) *outcome {
+	o := &outcome{flow: f, kind: pf.kind, why: why, mac: pf.mac, first: pf.first}
+	o.ids = append(o.idArr[:0], pf.ids...)
+	return o
 }
 
 // request is where a plain-HTTP request sits in its TCP stream: what the slow path needs
@@ -105,6 +114,10 @@ type pending struct {
 	hasACK bool
 	ts     tcpTimestamp
 	inDev  int // from the first packet that had one
+	// Room for the ids and segments of a typical flow (a hello in two or three segments),
+	// so that holding one takes a single allocation.
+	idArr  [4]uint64
+	segArr [4]segment
 }
 
 // tracker holds flows until their name is readable. It is pure logic, with no kernel in
@@ -114,6 +127,59 @@ type tracker struct {
 	timeout  time.Duration
 	maxFlows int
 	flows    map[Flow]*pending
+	// Held TCP payload is copied (the packet's buffer is the socket's, read into again),
+	// into buffers kept for reuse: a new flow's hello then costs no allocation, and the
+	// garbage collector (and the page faults that come with a growing heap) less.
+	free    [][]byte // buffers of segBufLen, at most maxFree
+	scratch []byte   // the stream of a flow held in several segments, for the parser
+	// Finished flows' state is reused the same way (outcomes copy what they need).
+	freeFlows []*pending
+}
+
+// The buffers the tracker reuses: a segment of a standard MTU fits one.
+const (
+	segBufLen = 2048
+	maxFree   = 256
+)
+
+// buf returns a buffer of n bytes, reused when one fits.
+func (t *tracker) buf(n int) []byte {
+	if n > segBufLen {
+		return make([]byte, n)
+	}
+	if k := len(t.free); k > 0 {
+		b := t.free[k-1]
+		t.free = t.free[:k-1]
+		return b[:n]
+	}
+	return make([]byte, n, segBufLen)
+}
+
+// newPending returns the state for a new held flow, reused when there is some.
+func (t *tracker) newPending(k kind, now time.Time) *pending {
+	var pf *pending
+	if n := len(t.freeFlows); n > 0 {
+		pf = t.freeFlows[n-1]
+		t.freeFlows = t.freeFlows[:n-1]
+	} else {
+		pf = new(pending)
+	}
+	pf.kind, pf.first = k, now
+	pf.ids, pf.segs = pf.idArr[:0], pf.segArr[:0]
+	return pf
+}
+
+// done keeps a finished flow's state and buffers for reuse; nothing may refer to pf after.
+func (t *tracker) done(pf *pending) {
+	for _, s := range pf.segs {
+		if cap(s.data) == segBufLen && len(t.free) < maxFree {
+			t.free = append(t.free, s.data[:0])
+		}
+	}
+	if len(t.freeFlows) < maxFree {
+		*pf = pending{}
+		t.freeFlows = append(t.freeFlows, pf)
+	}
 }
 
 func newTracker(timeout time.Duration, maxFlows int) *tracker {
@@ -132,14 +198,14 @@ func (t *tracker) add(id uint64, p packet, mac string, now time.Time) *outcome {
 		if len(t.flows) >= t.maxFlows {
 			return &outcome{flow: p.flow, kind: k, why: whyOverload, mac: mac, ids: []uint64{id}, first: now}
 		}
-		pf = &pending{kind: k, first: now}
+		pf = t.newPending(k, now)
 		t.flows[p.flow] = pf
 	}
 	pf.ids = append(pf.ids, id)
 	if pf.mac == "" {
 		pf.mac = mac
 	}
-	name, ech, why, done := pf.feed(p)
+	name, ech, why, done := t.feed(pf, p)
 	if !done && len(pf.ids) >= maxHeld {
 		done, why = true, whyMalformed
 	}
@@ -147,10 +213,12 @@ func (t *tracker) add(id uint64, p packet, mac string, now time.Time) *outcome {
 		return nil
 	}
 	delete(t.flows, p.flow)
-	o := &outcome{flow: p.flow, kind: k, name: name, why: why, ech: ech, mac: pf.mac, ids: pf.ids, first: pf.first}
+	o := newOutcome(p.flow, pf, why)
+	o.name, o.ech = name, ech
 	if k == kindHTTP && name != "" {
 		o.req = pf.request()
 	}
+	t.done(pf)
 	return o
 }
 
@@ -160,15 +228,16 @@ func (t *tracker) expire(now time.Time) []*outcome {
 	for f, pf := range t.flows {
 		if now.Sub(pf.first) >= t.timeout {
 			delete(t.flows, f)
-			out = append(out, &outcome{flow: f, kind: pf.kind, why: whyTimeout, mac: pf.mac, ids: pf.ids, first: pf.first})
+			out = append(out, newOutcome(f, pf, whyTimeout))
+			t.done(pf)
 		}
 	}
 	return out
 }
 
-// feed adds a packet's payload and tries to read the name. done is false while more
-// packets are needed.
-func (pf *pending) feed(p packet) (name string, ech bool, why string, done bool) {
+// feed adds a packet's payload to a held flow and tries to read the name. done is false
+// while more packets are needed.
+func (t *tracker) feed(pf *pending, p packet) (name string, ech bool, why string, done bool) {
 	if pf.kind == kindQUIC {
 		h, err := pf.quic.Add(p.payload)
 		return result(h, err, whyNotQUIC)
@@ -176,11 +245,11 @@ func (pf *pending) feed(p packet) (name string, ech bool, why string, done bool)
 	if len(p.payload) == 0 {
 		return "", false, "", false
 	}
-	if !pf.insert(p.seq, p.payload) {
+	if !t.insert(pf, p.seq, p.payload) {
 		return "", false, whyMalformed, true
 	}
 	pf.note(p)
-	stream := pf.stream()
+	stream := t.stream(pf)
 	var h sni.Hello
 	var err error
 	notIt := whyNotTLS
@@ -213,9 +282,10 @@ func result(h sni.Hello, err error, notIt string) (string, bool, string, bool) {
 	return "", false, whyMalformed, true
 }
 
-// insert keeps a TCP segment in sequence order. Duplicates (retransmissions) are dropped;
-// overlaps are trimmed to what is new. It reports false when the flow holds too much.
-func (pf *pending) insert(seq uint32, data []byte) bool {
+// insert keeps a copy of a TCP segment of a held flow, in sequence order. Duplicates
+// (retransmissions) are dropped; overlaps are trimmed to what is new. It reports false when
+// the flow holds too much.
+func (t *tracker) insert(pf *pending, seq uint32, data []byte) bool {
 	for _, s := range pf.segs {
 		if s.seq == seq && len(s.data) >= len(data) {
 			return true // a retransmission of what we hold
@@ -224,11 +294,13 @@ func (pf *pending) insert(seq uint32, data []byte) bool {
 	if len(pf.segs) >= maxSegments || pf.bytes()+len(data) > sni.MaxHelloLen+sni.MaxHeadLen {
 		return false
 	}
-	pf.segs = append(pf.segs, segment{seq: seq, data: append([]byte(nil), data...)})
+	b := t.buf(len(data))
+	copy(b, data)
+	pf.segs = append(pf.segs, segment{seq: seq, data: b})
 	// Sequence numbers wrap: compare by signed distance from the first segment's.
 	base := pf.segs[0].seq
-	sort.SliceStable(pf.segs, func(i, j int) bool {
-		return int32(pf.segs[i].seq-base) < int32(pf.segs[j].seq-base)
+	slices.SortStableFunc(pf.segs, func(a, b segment) int {
+		return cmp.Compare(int32(a.seq-base), int32(b.seq-base))
 	})
 	return true
 }
@@ -280,13 +352,15 @@ func (pf *pending) bytes() int {
 	return n
 }
 
-// stream returns the contiguous bytes from the lowest held sequence number.
-func (pf *pending) stream() []byte {
+// stream returns the contiguous bytes of a held flow from the lowest held sequence number.
+// It aliases the flow's segment or the tracker's scratch buffer: the parsers copy what they
+// keep.
+func (t *tracker) stream(pf *pending) []byte {
 	if len(pf.segs) == 1 {
 		return pf.segs[0].data
 	}
 	start := pf.segs[0].seq
-	out := make([]byte, 0, pf.bytes())
+	out := t.scratch[:0]
 	for _, s := range pf.segs {
 		off := int(int32(s.seq - start))
 		if off > len(out) {
@@ -296,5 +370,6 @@ func (pf *pending) stream() []byte {
 			out = append(out, s.data[len(out)-off:]...)
 		}
 	}
+	t.scratch = out
 	return out
 }

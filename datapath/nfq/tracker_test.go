@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 )
@@ -142,5 +143,50 @@ func TestTrackerHTTP(t *testing.T) {
 	o := tr.add(2, packet{flow: f, seq: 27, payload: req[20:]}, "", time.Now())
 	if o == nil || o.name != "blocked.example" || o.kind != kindHTTP || o.kind.source() != "http" {
 		t.Errorf("HTTP: %+v", o)
+	}
+}
+
+// TestTrackerReuse: a decided flow's state and buffers are reused for the next flows, and
+// neither its outcome nor a flow still held sees anything of another's.
+func TestTrackerReuse(t *testing.T) {
+	hello := clientHello(t, "one.example")
+	other := clientHello(t, "two.example")
+	now := time.Now()
+	tr := newTracker(time.Second, 10)
+	flow := func(port uint16) Flow {
+		f := testFlow
+		f.Client = netip.AddrPortFrom(f.Client.Addr(), port)
+		return f
+	}
+	var outcomes []*outcome
+	for round := range 3 {
+		// Flow a is held across flow b's whole life.
+		a, b := flow(uint16(1000+2*round)), flow(uint16(1001+2*round))
+		id := uint64(100 * round)
+		if o := tr.add(id, packet{flow: a, seq: 1, payload: hello[:1000]}, "", now); o != nil {
+			t.Fatalf("round %d: flow a decided on its first segment", round)
+		}
+		if o := tr.add(id+1, packet{flow: b, seq: 1, payload: other[:1000]}, "", now); o != nil {
+			t.Fatalf("round %d: flow b decided on its first segment", round)
+		}
+		ob := tr.add(id+2, packet{flow: b, seq: 1001, payload: other[1000:]}, "", now)
+		oa := tr.add(id+3, packet{flow: a, seq: 1001, payload: hello[1000:]}, "", now)
+		if ob == nil || oa == nil {
+			t.Fatalf("round %d: outcomes %v, %v", round, oa, ob)
+		}
+		outcomes = append(outcomes, oa, ob)
+	}
+	for i, o := range outcomes {
+		round := uint64(i / 2)
+		want, ids := "one.example", []uint64{100 * round, 100*round + 3}
+		if i%2 == 1 {
+			want, ids = "two.example", []uint64{100*round + 1, 100*round + 2}
+		}
+		if o.name != want || !slices.Equal(o.ids, ids) {
+			t.Errorf("outcome %d: %q ids %v, want %q ids %v", i, o.name, o.ids, want, ids)
+		}
+	}
+	if len(tr.freeFlows) == 0 || len(tr.free) == 0 {
+		t.Errorf("nothing kept for reuse: %d flows, %d buffers", len(tr.freeFlows), len(tr.free))
 	}
 }
