@@ -30,15 +30,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // FileName is the audit trail's file in the daemon's data directory.
@@ -130,7 +128,7 @@ func New(cfg Config) (*Log, error) {
 	}
 	if err := migrate(wdb); err != nil {
 		wdb.Close()
-		return nil, classify(cfg.Path, err)
+		return nil, fmt.Errorf("opening audit log %s: %w", cfg.Path, sqlitedb.Classify(err, ErrCorrupt))
 	}
 	rdb, err := openDB(cfg.Path, true)
 	if err != nil {
@@ -151,43 +149,23 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// synchronous=FULL: in WAL mode every commit fsyncs the WAL, so an entry
 	// survives a power cut once Append has returned. Appends are rare (people
 	// changing settings), so the fsync costs nothing that matters.
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
+	params := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 	if readOnly {
-		dsn += "&_pragma=query_only(1)"
+		params += "&_pragma=query_only(1)"
 	} else {
 		// IMMEDIATE takes the write lock at BEGIN, so two processes reading
 		// the head at once cannot both append the same seq.
-		dsn += "&_txlock=immediate&_pragma=temp_store(MEMORY)"
+		params += "&_txlock=immediate&_pragma=temp_store(MEMORY)"
 	}
-	db, err := sql.Open("sqlite", dsn)
+	maxOpen := 1
+	if readOnly {
+		maxOpen = 4
+	}
+	db, err := sqlitedb.Open(path, params, maxOpen, ErrCorrupt)
 	if err != nil {
 		return nil, fmt.Errorf("opening audit log %s: %w", path, err)
 	}
-	if readOnly {
-		db.SetMaxOpenConns(4)
-	} else {
-		db.SetMaxOpenConns(1)
-	}
-	db.SetMaxIdleConns(4)
-	db.SetConnMaxIdleTime(0)
-	// Open is lazy; touch the file now so a garbage file fails in New.
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, classify(path, err)
-	}
 	return db, nil
-}
-
-// classify turns SQLite's "not a database" and corruption codes into ErrCorrupt.
-func classify(path string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("opening audit log %s: %w: %v", path, ErrCorrupt, err)
-		}
-	}
-	return fmt.Errorf("opening audit log %s: %w", path, err)
 }
 
 // Close waits for an append in progress and closes the database.

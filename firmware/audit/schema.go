@@ -2,7 +2,7 @@ package audit
 
 import (
 	"database/sql"
-	"fmt"
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 )
 
 // schemaVersion is stored in PRAGMA user_version. Each entry of migrations
@@ -59,30 +59,5 @@ INSERT INTO head (id, seq, hash) VALUES (1, 0, '` + Genesis + `');
 }
 
 func migrate(db *sql.DB) error {
-	var v int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("%w: file has %d, this firmware knows up to %d", ErrSchemaVersion, v, schemaVersion)
-	}
-	for ; v < schemaVersion; v++ {
-		tx, err := db.Begin()
-		if err != nil {
-			return fmt.Errorf("migrating schema to %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrating schema to %d: %w", v+1, err)
-		}
-		// PRAGMA takes no parameters; v is our own integer.
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrating schema to %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrating schema to %d: %w", v+1, err)
-		}
-	}
-	return nil
+	return sqlitedb.Migrate(db, migrations[:schemaVersion], ErrSchemaVersion)
 }

@@ -67,6 +67,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 	"log/slog"
 	"os"
 	"strings"
@@ -269,19 +270,13 @@ func New(cfg Config) (*Store, error) {
 	}
 	// synchronous=FULL: a login, a password change or a used recovery code
 	// must survive a power cut; these writes are rare.
-	dsn := "file:" + cfg.Path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+	params := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=temp_store(MEMORY)"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("opening accounts database %s: %w", cfg.Path, err)
-	}
 	// One connection: the load is a handful of queries per page, and a single
 	// writer makes every check-then-write transaction race-free.
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, classify(cfg.Path, err)
+	db, err := sqlitedb.Open(cfg.Path, params, 1, ErrCorrupt)
+	if err != nil {
+		return nil, fmt.Errorf("opening accounts database %s: %w", cfg.Path, err)
 	}
 	if err := migrate(db); err != nil {
 		db.Close()
@@ -315,14 +310,7 @@ func (s *Store) Close() error {
 }
 
 func classify(path string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("opening accounts database %s: %w: %v", path, ErrCorrupt, err)
-		}
-	}
-	return fmt.Errorf("opening accounts database %s: %w", path, err)
+	return fmt.Errorf("opening accounts database %s: %w", path, sqlitedb.Classify(err, ErrCorrupt))
 }
 
 func isUniqueViolation(err error) bool {
@@ -401,35 +389,7 @@ CREATE TABLE setup (
 }
 
 func migrate(db *sql.DB) error {
-	var v int
-	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if v > schemaVersion {
-		return fmt.Errorf("%w: file has %d, this firmware knows up to %d", ErrSchemaVersion, v, schemaVersion)
-	}
-	for ; v < schemaVersion; v++ {
-		if err := migrateOne(db, v); err != nil {
-			return fmt.Errorf("migrating schema to %d: %w", v+1, err)
-		}
-	}
-	return nil
-}
-
-func migrateOne(db *sql.DB, v int) error {
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(migrations[v]); err != nil {
-		return err
-	}
-	// PRAGMA takes no parameters; v is our own integer.
-	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return sqlitedb.Migrate(db, migrations[:schemaVersion], ErrSchemaVersion)
 }
 
 // prune deletes expired sessions, pending logins and forgotten throttle

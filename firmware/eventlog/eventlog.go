@@ -15,14 +15,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Sentinel errors, checked with errors.Is.
@@ -158,7 +156,7 @@ func New(cfg Config) (*Log, error) {
 	}
 	if err := migrate(wdb); err != nil {
 		wdb.Close()
-		return nil, classify(cfg.Path, err)
+		return nil, fmt.Errorf("opening event log %s: %w", cfg.Path, sqlitedb.Classify(err, ErrCorrupt))
 	}
 	rdb, err := openDB(cfg.Path, true)
 	if err != nil {
@@ -182,44 +180,23 @@ func New(cfg Config) (*Log, error) {
 func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// synchronous=NORMAL in WAL loses at most the last commits on power cut,
 	// never consistency, and saves an fsync per commit on SD cards.
-	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	params := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if readOnly {
-		dsn += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
+		params += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
 	} else {
 		// temp_store(MEMORY): a statement journal, should a statement ever
 		// need one, stays off the SD card.
-		dsn += "&_pragma=cache_size(-16000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)"
+		params += "&_pragma=cache_size(-16000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)"
 	}
-	db, err := sql.Open("sqlite", dsn)
+	maxOpen := 1
+	if readOnly {
+		maxOpen = 4
+	}
+	db, err := sqlitedb.Open(path, params, maxOpen, ErrCorrupt)
 	if err != nil {
 		return nil, fmt.Errorf("opening event log %s: %w", path, err)
 	}
-	if readOnly {
-		db.SetMaxOpenConns(4)
-	} else {
-		db.SetMaxOpenConns(1)
-	}
-	db.SetMaxIdleConns(4)
-	db.SetConnMaxIdleTime(0)
-	// Open is lazy; touch the file now so a garbage file fails in New, not later.
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, classify(path, err)
-	}
 	return db, nil
-}
-
-// classify turns SQLite's "not a database" and corruption codes into ErrCorrupt
-// so the daemon can tell the operator to move the file aside.
-func classify(path string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT:
-			return fmt.Errorf("opening event log %s: %w: %v", path, ErrCorrupt, err)
-		}
-	}
-	return fmt.Errorf("opening event log %s: %w", path, err)
 }
 
 // Start starts the single writer goroutine. Cancelling ctx stops it like Close
