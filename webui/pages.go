@@ -5,19 +5,20 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/schoolgate/schoolgate/firmware/auth"
 )
 
 // pageFiles are the templates that are whole pages; each is parsed with layout.html (and
 // the shared partials) into a set of its own, so that every page can define "content".
-var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard"}
+var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard", "profiles", "profile"}
 
 // shared are parsed into every page's set.
 var sharedFiles = []string{"templates/layout.html", "templates/components.html"}
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(template.FuncMap{"asset": a.url}).ParseFS(templateFiles, sharedFiles...)
+	base, err := template.New("").Funcs(template.FuncMap{"asset": a.url, "selectOf": selectOf}).ParseFS(templateFiles, sharedFiles...)
 	if err != nil {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}
@@ -42,8 +43,40 @@ type page struct {
 	Error   string            // an error about the whole form
 	Form    map[string]string // submitted values to show again (never passwords)
 	Data    any
+	Nav     []navItem // filled by render from the session's role
 
 	fieldErrs map[string]string
+}
+
+// navItem is one link of the navigation bar.
+type navItem struct {
+	Href, Label string
+	Current     bool
+}
+
+// navigation lists the pages, each shown to the roles that may open it.
+var navigation = []struct {
+	href, label string
+	perm        auth.Permission
+}{
+	{"/", "Dashboard", auth.OwnAccount},
+	{"/profiles", "Profiles", auth.PolicyRead},
+	{"/exceptions", "Exceptions", auth.ExceptionReadOwn},
+	{"/audit", "Audit trail", auth.AuditRead},
+}
+
+func navFor(sess *auth.Session, path string) []navItem {
+	if sess == nil {
+		return nil
+	}
+	var out []navItem
+	for _, n := range navigation {
+		if auth.Can(sess.Role, n.perm) {
+			cur := path == n.href || (n.href != "/" && strings.HasPrefix(path, n.href+"/"))
+			out = append(out, navItem{Href: n.href, Label: n.label, Current: cur})
+		}
+	}
+	return out
 }
 
 // fieldError is what the "field-error" template shows next to a field.
@@ -69,6 +102,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	if p.Session == nil {
 		p.Session = sessionFrom(r)
 	}
+	p.Nav = navFor(p.Session, r.URL.Path)
 	var b bytes.Buffer
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {
 		s.cfg.Logger.Error("rendering page", "page", name, "err", err)
@@ -83,4 +117,22 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 // renderMessage shows a short page with a title and one sentence.
 func (s *Server) renderMessage(w http.ResponseWriter, r *http.Request, status int, title, msg string) {
 	s.render(w, r, status, "message", page{Title: title, Error: msg, Narrow: true})
+}
+
+// selectField is what the "select" template shows: a labelled drop-down with its error.
+type selectField struct {
+	Name, Label, Value string
+	Err                *fieldError
+	Options            []selectOption
+}
+
+type selectOption struct{ Value, Label string }
+
+// selectOf builds a selectField from the page's form values; pairs are value, label, ...
+func selectOf(p page, name, label string, pairs ...string) selectField {
+	f := selectField{Name: name, Label: label, Value: p.Form[name], Err: p.FieldError(name)}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		f.Options = append(f.Options, selectOption{pairs[i], pairs[i+1]})
+	}
+	return f
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/auth"
+	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
@@ -43,6 +44,24 @@ type Auditor interface {
 	Append(context.Context, audit.Entry) (audit.Entry, error)
 }
 
+// Change says who changes the configuration and why; the daemon records it in the audit
+// trail with a diff.
+type Change struct {
+	Actor, Role, Address string
+	Summary              string // what, in a sentence: "profile pupils: safe search changed"
+	Reason               string // why, as the person wrote it
+}
+
+// Configurator reads and changes the configuration. The daemon is one: it saves a new
+// version of the configuration file and swaps it in.
+type Configurator interface {
+	// EditableConfig returns a private copy of the configuration as saved.
+	EditableConfig() (*config.Config, error)
+	// SaveConfig validates, saves and applies cfg; an invalid one is refused with its
+	// *config.ValidationError.
+	SaveConfig(ctx context.Context, cfg *config.Config, ch Change) (config.Version, error)
+}
+
 // Config configures the server.
 type Config struct {
 	Listen    string
@@ -57,6 +76,8 @@ type Config struct {
 	Auth *auth.Store
 	// Audit records the account changes made through the pages; required with Auth.
 	Audit Auditor
+	// Config reads and saves the configuration; required with Auth.
+	Config Configurator
 }
 
 // Server is the HTTP server.
@@ -80,8 +101,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	if cfg.Auth != nil {
-		if cfg.Audit == nil {
-			return nil, errors.New("webui: an audit log is required with an accounts store")
+		if cfg.Audit == nil || cfg.Config == nil {
+			return nil, errors.New("webui: an audit log and a configurator are required with an accounts store")
 		}
 		var err error
 		if s.assets, err = newAssets(); err != nil {
@@ -146,6 +167,10 @@ func (s *Server) pageRoutes() []route {
 	return []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
+		{"GET /profiles", auth.PolicyRead, s.handleProfiles},
+		{"POST /profiles", auth.PolicyEdit, s.handleProfilesSave},
+		{"GET /profiles/{name}", auth.PolicyRead, s.handleProfile},
+		{"POST /profiles/{name}", auth.PolicyEdit, s.handleProfileSave},
 		{"POST /logout", auth.OwnAccount, s.handleLogout},
 	}
 }

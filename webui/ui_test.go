@@ -22,6 +22,7 @@ import (
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/auth"
+	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
@@ -62,7 +63,33 @@ func (a *fakeAudit) Append(_ context.Context, e audit.Entry) (audit.Entry, error
 	return e, nil
 }
 
+// memConfig keeps the configuration in memory, as the daemon keeps it in its file.
+type memConfig struct {
+	mu      sync.Mutex
+	cfg     *config.Config
+	version int
+	changes []Change
+}
+
+func (m *memConfig) EditableConfig() (*config.Config, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.Clone()
+}
+
+func (m *memConfig) SaveConfig(_ context.Context, cfg *config.Config, ch Change) (config.Version, error) {
+	if err := cfg.Validate(); err != nil {
+		return config.Version{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg, m.version = cfg, m.version+1
+	m.changes = append(m.changes, ch)
+	return config.Version{Number: m.version}, nil
+}
+
 type env struct {
+	config  *memConfig
 	t       *testing.T
 	clk     *clock
 	store   *auth.Store
@@ -85,9 +112,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	e := &env{t: t, clk: clk, store: store, audit: &fakeAudit{}, secrets: map[string]string{}}
+	demo, _ := config.Demo()
+	e := &env{t: t, clk: clk, store: store, audit: &fakeAudit{}, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
 	e.srv, err = New(Config{
-		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit,
+		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config,
 		Status: func(context.Context) Status {
 			return Status{Components: []Component{{Name: "dns", State: "running", Detail: "listening on 127.0.0.1:5353"},
 				{Name: "lists", State: "degraded", Detail: "one list failed"}}}

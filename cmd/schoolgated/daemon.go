@@ -43,66 +43,33 @@ type daemon struct {
 	gw     *gateway // nil when the configuration names no WAN: DNS filtering only
 	http   *webui.Server
 
-	mu          sync.Mutex // guards what a reload or a list update replaces
+	store  *config.Store // the configuration file and its kept versions
+	saveMu sync.Mutex    // one reload or save at a time
+
+	mu          sync.Mutex     // guards what a reload, a save or a list update replaces
+	base        *config.Config // the configuration as saved; cfg is it as run
 	cfg         *config.Config
+	fsys        fs.FS
 	source      string
 	loaded      time.Time
 	lists       *lists.Manager
 	reloadError string
 }
 
-// loadConfig reads the configuration the flags name and applies the flag overrides. It
-// returns the directory relative list files are read from.
-func loadConfig(o options) (*config.Config, fs.FS, string, error) {
-	var (
-		cfg    *config.Config
-		fsys   fs.FS
-		source string
-	)
-	if o.demo {
-		cfg, fsys = config.Demo()
-		source = "embedded demo"
-	} else {
-		var err error
-		cfg, err = config.LoadFile(o.configPath)
-		if err != nil {
-			return nil, nil, "", fmt.Errorf("loading %s:\n%w", o.configPath, err)
-		}
-		abs, err := filepath.Abs(o.configPath)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		fsys, source = os.DirFS(filepath.Dir(abs)), abs
-	}
-	if o.upstream != "" {
-		u, err := parseUpstream(o.upstream)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		cfg.DNS.Upstreams = []config.Upstream{u}
-	}
-	if o.listenDNS != "" {
-		cfg.DNS.Listen = o.listenDNS
-	}
-	if o.listenHTTP != "" {
-		cfg.HTTP.Listen = o.listenHTTP
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, "", fmt.Errorf("configuration after command-line overrides:\n%w", err)
-	}
-	return cfg, fsys, source, nil
-}
-
 func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
-	cfg, fsys, source, err := loadConfig(o)
+	cs, err := loadConfig(o)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	d := &daemon{opts: o, logger: logger, cfg: cfg, source: source, loaded: time.Now()}
-	d.lists, err = d.newLists(cfg, fsys)
+	d := &daemon{opts: o, logger: logger, base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
+	d.store, err = config.NewStore(o.configFile(), filepath.Join(o.dataDir, "config-versions"), 0)
+	if err != nil {
+		return nil, err
+	}
+	d.lists, err = d.newLists(cs.cfg, cs.fsys)
 	if err != nil {
 		return nil, err
 	}
@@ -146,13 +113,13 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	d.record(ctx, audit.Entry{Action: "daemon.start", Object: d.source,
 		Summary: fmt.Sprintf("schoolgate %s started with the configuration %s", version, d.source)})
-	d.recordConfig(ctx, cfg, "config.change", "the configuration changed while schoolgate was not running")
+	d.recordConfig(ctx, cfg, audit.Entry{Action: "config.change", Summary: "the configuration changed while schoolgate was not running"})
 
 	cat, err := d.lists.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("loading lists: %w", err)
 	}
-	snap, err := policy.Compile(cfg, cat)
+	snap, err := d.compile(ctx, cfg, cat)
 	if err != nil {
 		return fmt.Errorf("compiling policy: %w", err)
 	}
@@ -180,7 +147,7 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	d.http, err = webui.New(webui.Config{
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
-		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit,
+		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d,
 	})
 	if err != nil {
 		return err
@@ -213,77 +180,6 @@ func (d *daemon) dnsConfig(cfg *config.Config) dnssvc.Config {
 	}
 }
 
-// reload re-reads the configuration and lists and swaps them in. Anything that fails leaves
-// the running configuration in force; queries are answered throughout (the policy snapshot
-// is swapped atomically and CoreDNS hands its sockets over on restart).
-func (d *daemon) reload(ctx context.Context) (err error) {
-	d.logger.Info("reloading configuration")
-	defer func() {
-		d.mu.Lock()
-		d.reloadError = ""
-		if err != nil {
-			d.reloadError = err.Error()
-		}
-		d.mu.Unlock()
-	}()
-	defer func() {
-		if err != nil {
-			// The last line names the field and the reason; the rest says which file.
-			msg := strings.TrimSpace(err.Error())
-			last := msg[strings.LastIndex(msg, "\n")+1:]
-			d.record(ctx, audit.Entry{Action: "config.reload.refused", Object: d.opts.configPath,
-				Summary: "reload refused, the running configuration stays: " + last, Detail: msg})
-		}
-	}()
-	cfg, fsys, source, err := loadConfig(d.opts)
-	if err != nil {
-		return err
-	}
-	m, err := d.newLists(cfg, fsys)
-	if err != nil {
-		return err
-	}
-	cat, err := m.Load(ctx)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("loading lists: %w", err)
-	}
-	snap, err := policy.Compile(cfg, cat)
-	if err != nil {
-		m.Close()
-		return fmt.Errorf("compiling policy: %w", err)
-	}
-	if err := d.dns.Reconfigure(d.dnsConfig(cfg)); err != nil {
-		m.Close()
-		return fmt.Errorf("reconfiguring dns: %w", err)
-	}
-	if d.gw == nil && cfg.Appliance.WAN != "" {
-		d.logger.Warn("appliance.wan takes effect at the next restart")
-	}
-	d.mu.Lock()
-	// Under d.mu, so that a list update of the old configuration cannot overtake it.
-	if err := d.gw.apply(cfg, cat); err != nil {
-		d.mu.Unlock()
-		m.Close()
-		return fmt.Errorf("reconfiguring the packet path: %w", err)
-	}
-	if cfg.HTTP.Listen != d.cfg.HTTP.Listen {
-		d.logger.Warn("http.listen changes take effect at the next restart", "running", d.cfg.HTTP.Listen)
-	}
-	old := d.lists
-	d.cfg, d.source, d.loaded, d.lists = cfg, source, time.Now(), m
-	d.engine.Swap(snap)
-	d.mu.Unlock()
-	old.Close()
-	if err := m.Start(ctx); err != nil {
-		d.logger.Error("starting list updates", "err", err)
-	}
-	d.recordConfig(ctx, cfg, "config.reload", "configuration reloaded")
-	d.logger.Info("configuration reloaded", "source", source,
-		"listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
-	return nil
-}
-
 // listsUpdated is called by a list manager when a scheduled update changed its catalog.
 // Updates from a manager that a reload has replaced are ignored.
 func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
@@ -292,7 +188,7 @@ func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
 	if m != d.lists {
 		return
 	}
-	snap, err := policy.Compile(d.cfg, cat)
+	snap, err := d.compile(context.Background(), d.cfg, cat)
 	if err != nil {
 		d.logger.Error("compiling policy after list update", "err", err)
 		return
@@ -336,50 +232,18 @@ func (d *daemon) close() error {
 	return errors.Join(errs...)
 }
 
-// record appends a change made by the firmware itself to the audit trail. A failure is
-// logged as an error: the change has happened, and the log says so.
+// record appends a change to the audit trail; an entry without an actor is a change made by
+// the firmware itself. A failure is logged as an error: the change has happened, and the log
+// says so.
 func (d *daemon) record(ctx context.Context, e audit.Entry) {
 	if d.audit == nil {
 		return
 	}
-	e.Actor = audit.ActorSystem
+	if e.Actor == "" {
+		e.Actor = audit.ActorSystem
+	}
 	if _, err := d.audit.Append(ctx, e); err != nil {
 		d.logger.Error("recording in the audit trail", "action", e.Action, "err", err)
-	}
-}
-
-// appliedConfig is the data directory's copy of the configuration last applied, normalised,
-// so that every change, even one made while the daemon was stopped, is recorded with a diff.
-const appliedConfig = "applied-config.yaml"
-
-// recordConfig records cfg in the audit trail with a diff against the configuration last
-// applied, when they differ, and keeps it as the new reference.
-func (d *daemon) recordConfig(ctx context.Context, cfg *config.Config, action, summary string) {
-	now, err := config.Marshal(cfg)
-	if err != nil {
-		d.logger.Error("writing the configuration for the audit trail", "err", err)
-		return
-	}
-	path := filepath.Join(d.opts.dataDir, appliedConfig)
-	before, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		d.logger.Error("reading the last applied configuration", "err", err)
-	}
-	switch diff := config.Diff("before", "after", before, now); {
-	case diff != "" && before == nil:
-		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: "first configuration applied", Detail: diff})
-	case diff != "":
-		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: summary, Detail: diff})
-	case action == "config.reload":
-		d.record(ctx, audit.Entry{Action: action, Object: d.source, Summary: summary + ": configuration unchanged, lists read again"})
-	}
-	tmp := path + ".tmp"
-	werr := os.WriteFile(tmp, now, 0o640)
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		d.logger.Error("keeping the applied configuration", "err", werr)
 	}
 }
 

@@ -76,18 +76,32 @@ func LoadFile(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	for i := range cfg.Lists {
-		if f := cfg.Lists[i].File; f != "" && !filepath.IsAbs(f) {
-			cfg.Lists[i].File = filepath.Join(dir, f)
-		}
-	}
-	for i := range cfg.DNS.Upstreams {
-		if f := cfg.DNS.Upstreams[i].TLSCA; f != "" && !filepath.IsAbs(f) {
-			cfg.DNS.Upstreams[i].TLSCA = filepath.Join(dir, f)
-		}
-	}
+	cfg.ResolvePaths(filepath.Dir(path))
 	return cfg, nil
+}
+
+// ResolvePaths makes the relative file names in c (list files, upstream CA files) relative
+// to dir, the directory of the file c was read from.
+func (c *Config) ResolvePaths(dir string) {
+	for i := range c.Lists {
+		if f := c.Lists[i].File; f != "" && !filepath.IsAbs(f) {
+			c.Lists[i].File = filepath.Join(dir, f)
+		}
+	}
+	for i := range c.DNS.Upstreams {
+		if f := c.DNS.Upstreams[i].TLSCA; f != "" && !filepath.IsAbs(f) {
+			c.DNS.Upstreams[i].TLSCA = filepath.Join(dir, f)
+		}
+	}
+}
+
+// Clone returns a deep copy of a valid c, for changing a copy while c stays in use.
+func (c *Config) Clone() (*Config, error) {
+	data, err := Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return Load(data)
 }
 
 // ApplyDefaults fills every unset field that has a default. Load calls it; code that

@@ -43,26 +43,34 @@ type Version struct {
 	VersionMeta
 }
 
-// Store keeps the current configuration as dir/config.yaml and the last versions as
-// dir/versions/NNNNNN.yaml. Every write is atomic (temporary file, fsync, rename, fsync
-// of the directory), so a power cut leaves the old file or the new one, never a mix.
+// Store keeps the current configuration in one file (the one the daemon runs) and the last
+// versions as versionsDir/NNNNNN.yaml. Every write is atomic (temporary file, fsync, rename,
+// fsync of the directory), so a power cut leaves the old file or the new one, never a mix.
 type Store struct {
-	dir  string
-	keep int
-	mu   sync.Mutex // serialises saves, so version numbers are unique
+	file     string
+	versions string
+	keep     int
+	mu       sync.Mutex // serialises saves, so version numbers are unique
 }
 
-// NewStore opens (creating if needed) a store in dir keeping the last keep versions
-// (DefaultKeep when keep is 0 or less).
-func NewStore(dir string, keep int) (*Store, error) {
+// NewStore opens (creating the directories if needed) a store whose current configuration
+// is file, keeping the last keep versions (DefaultKeep when keep is 0 or less) in
+// versionsDir. The file may be written by hand between saves: it need not carry a version
+// header.
+func NewStore(file, versionsDir string, keep int) (*Store, error) {
 	if keep <= 0 {
 		keep = DefaultKeep
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "versions"), 0o750); err != nil {
-		return nil, fmt.Errorf("creating config store: %w", err)
+	for _, d := range []string{filepath.Dir(file), versionsDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("creating config store: %w", err)
+		}
 	}
-	return &Store{dir: dir, keep: keep}, nil
+	return &Store{file: file, versions: versionsDir, keep: keep}, nil
 }
+
+// Path returns the file of the current configuration.
+func (s *Store) Path() string { return s.file }
 
 // Save validates cfg and stores it as the current configuration and a new version.
 // An invalid cfg is refused with its *ValidationError and nothing is written.
@@ -78,8 +86,12 @@ func (s *Store) Save(cfg *Config, meta VersionMeta) (Version, error) {
 }
 
 // SaveYAML stores a configuration as written, keeping its comments, after checking that
-// Load accepts it. The web UI's raw editor uses it.
+// Load accepts it. The web UI's raw editor uses it. A version header already on the first
+// line (a stored file saved again) is replaced.
 func (s *Store) SaveYAML(data []byte, meta VersionMeta) (Version, error) {
+	if _, body, err := splitHeader(data); err == nil {
+		data = body
+	}
 	if _, err := Load(data); err != nil {
 		return Version{}, fmt.Errorf("refusing to save: %w", err)
 	}
@@ -104,7 +116,7 @@ func (s *Store) SaveYAML(data []byte, meta VersionMeta) (Version, error) {
 	if err := writeAtomic(s.versionPath(v.Number), content); err != nil {
 		return Version{}, err
 	}
-	if err := writeAtomic(filepath.Join(s.dir, "config.yaml"), content); err != nil {
+	if err := writeAtomic(s.file, content); err != nil {
 		return Version{}, err
 	}
 	nums = append(nums, v.Number)
@@ -117,9 +129,10 @@ func (s *Store) SaveYAML(data []byte, meta VersionMeta) (Version, error) {
 	return v, nil
 }
 
-// Current returns the current configuration and its version, or ErrNoConfig.
+// Current returns the current configuration and its version, or ErrNoConfig. A file
+// written by hand, without a version header, is version 0.
 func (s *Store) Current() (*Config, Version, error) {
-	raw, err := os.ReadFile(filepath.Join(s.dir, "config.yaml"))
+	raw, err := os.ReadFile(s.file)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, Version{}, ErrNoConfig
 	}
@@ -127,6 +140,9 @@ func (s *Store) Current() (*Config, Version, error) {
 		return nil, Version{}, fmt.Errorf("reading current config: %w", err)
 	}
 	v, body, err := splitHeader(raw)
+	if errors.Is(err, errNoHeader) {
+		v, body, err = Version{}, raw, nil
+	}
 	if err != nil {
 		return nil, Version{}, fmt.Errorf("reading current config: %w", err)
 	}
@@ -195,29 +211,25 @@ func (s *Store) Rollback(version int, meta VersionMeta) (Version, error) {
 	return s.SaveYAML(body, meta)
 }
 
-// load resolves relative list files against the store directory, as LoadFile does
-// against the config file's directory.
+// load resolves relative list files against the directory of the current file, as
+// LoadFile does.
 func (s *Store) load(body []byte) (*Config, error) {
 	cfg, err := Load(body)
 	if err != nil {
 		return nil, err
 	}
-	for i := range cfg.Lists {
-		if f := cfg.Lists[i].File; f != "" && !filepath.IsAbs(f) {
-			cfg.Lists[i].File = filepath.Join(s.dir, f)
-		}
-	}
+	cfg.ResolvePaths(filepath.Dir(s.file))
 	return cfg, nil
 }
 
 func (s *Store) versionPath(n int) string {
-	return filepath.Join(s.dir, "versions", fmt.Sprintf("%06d.yaml", n))
+	return filepath.Join(s.versions, fmt.Sprintf("%06d.yaml", n))
 }
 
 // numbers lists kept version numbers in ascending order, ignoring temporary files left by
 // an interrupted save.
 func (s *Store) numbers() ([]int, error) {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "versions"))
+	entries, err := os.ReadDir(s.versions)
 	if err != nil {
 		return nil, fmt.Errorf("listing config versions: %w", err)
 	}
@@ -248,11 +260,14 @@ func withHeader(v Version, body []byte) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+var errNoHeader = errors.New("missing version header")
+
+// splitHeader separates the version header line from the configuration.
 func splitHeader(raw []byte) (Version, []byte, error) {
 	line, body, _ := bytes.Cut(raw, []byte("\n"))
 	js, ok := bytes.CutPrefix(line, []byte(headerPrefix))
 	if !ok {
-		return Version{}, raw, errors.New("missing version header")
+		return Version{}, raw, errNoHeader
 	}
 	var v Version
 	if err := json.Unmarshal(js, &v); err != nil {

@@ -12,7 +12,7 @@ import (
 func newTestStore(t *testing.T, keep int) (*Store, string) {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := NewStore(dir, keep)
+	s, err := NewStore(filepath.Join(dir, "config.yaml"), filepath.Join(dir, "versions"), keep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestStoreRotation(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "versions", ".tmp-123"), []byte("partial"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := NewStore(dir, 3)
+	s2, err := NewStore(filepath.Join(dir, "config.yaml"), filepath.Join(dir, "versions"), 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,4 +192,31 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// The daemon's config file may be edited by hand between saves from the web UI: it is read
+// without a header as version 0, and saving it again does not stack headers.
+func TestStoreHandEditedFile(t *testing.T) {
+	s, dir := newTestStore(t, 0)
+	file := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(file, DemoYAML(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, v, err := s.Current()
+	if err != nil || v.Number != 0 || cfg.Appliance.Name != "Demo School" {
+		t.Fatalf("Current() of a hand-written file = %v, %+v, %v", cfg != nil, v, err)
+	}
+	for i := 1; i <= 2; i++ {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.SaveYAML(raw, VersionMeta{Author: "tech"}); err != nil || v.Number != i {
+			t.Fatalf("save %d: %+v, %v", i, v, err)
+		}
+	}
+	raw, _ := os.ReadFile(file)
+	if n := strings.Count(string(raw), headerPrefix); n != 1 {
+		t.Errorf("the file has %d version headers, want 1:\n%s", n, raw[:200])
+	}
 }
