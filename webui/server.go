@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -39,9 +40,13 @@ type Events interface {
 	Query(context.Context, eventlog.Filter) (eventlog.Page, error)
 }
 
-// Auditor records changes in the audit trail. *audit.Log is one.
+// Auditor records changes in the audit trail, lists, verifies and exports it. *audit.Log is
+// one.
 type Auditor interface {
 	Append(context.Context, audit.Entry) (audit.Entry, error)
+	List(context.Context, audit.Filter) ([]audit.Entry, error)
+	Verify(context.Context, ...audit.Anchor) (audit.Result, error)
+	Export(context.Context, io.Writer) error
 }
 
 // Change says who changes the configuration and why; the daemon records it in the audit
@@ -167,6 +172,8 @@ func (s *Server) pageRoutes() []route {
 	return []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
+		{"GET /audit", auth.AuditRead, s.handleAudit},
+		{"GET /audit/export", auth.AuditRead, s.handleAuditExport},
 		{"GET /profiles", auth.PolicyRead, s.handleProfiles},
 		{"POST /profiles", auth.PolicyEdit, s.handleProfilesSave},
 		{"GET /profiles/{name}", auth.PolicyRead, s.handleProfile},

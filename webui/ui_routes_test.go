@@ -145,10 +145,10 @@ func TestSetupFlow(t *testing.T) {
 	if err != nil || a.Role != auth.Technician {
 		t.Fatalf("created account: %+v %v", a, err)
 	}
-	if len(e.audit.entries) != 1 {
-		t.Fatalf("audit entries: %+v", e.audit.entries)
+	if entries := e.auditEntries(); len(entries) != 1 {
+		t.Fatalf("audit entries: %+v", entries)
 	}
-	if got := e.audit.entries[0]; got.Action != "account.create" || got.Actor != "admin" || got.Role != "technician" ||
+	if got := e.auditEntries()[0]; got.Action != "account.create" || got.Actor != "admin" || got.Role != "technician" ||
 		got.Object != "admin" || got.Address != "127.0.0.1" {
 		t.Errorf("audit entry: %+v", got)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,18 +52,6 @@ func (fakeEvents) Query(context.Context, eventlog.Filter) (eventlog.Page, error)
 	return eventlog.Page{}, nil
 }
 
-type fakeAudit struct {
-	mu      sync.Mutex
-	entries []audit.Entry
-}
-
-func (a *fakeAudit) Append(_ context.Context, e audit.Entry) (audit.Entry, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.entries = append(a.entries, e)
-	return e, nil
-}
-
 // memConfig keeps the configuration in memory, as the daemon keeps it in its file.
 type memConfig struct {
 	mu      sync.Mutex
@@ -93,7 +82,8 @@ type env struct {
 	t       *testing.T
 	clk     *clock
 	store   *auth.Store
-	audit   *fakeAudit
+	audit    *audit.Log
+	auditDir string
 	srv     *Server
 	ts      *httptest.Server
 	secrets map[string]string // account → TOTP secret, for accounts enrolled
@@ -113,7 +103,13 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { store.Close() })
 	demo, _ := config.Demo()
-	e := &env{t: t, clk: clk, store: store, audit: &fakeAudit{}, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
+	auditDir := t.TempDir()
+	trail, err := audit.New(audit.Config{Path: filepath.Join(auditDir, audit.FileName), Appliance: "Test School"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
+	e := &env{t: t, clk: clk, store: store, audit: trail, auditDir: auditDir, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
 	e.srv, err = New(Config{
 		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config,
 		Status: func(context.Context) Status {
@@ -255,3 +251,14 @@ func (b *browser) login(name string) string {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// auditEntries returns the audit trail, oldest first.
+func (e *env) auditEntries() []audit.Entry {
+	e.t.Helper()
+	list, err := e.audit.List(context.Background(), audit.Filter{Limit: 1000})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	slices.Reverse(list)
+	return list
+}
