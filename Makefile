@@ -23,7 +23,7 @@ vet:
 
 # Debian packages the tests use as real clients. Installed when running as root (CI, the
 # appliance's developer VM); otherwise the missing ones are named and their checks skip.
-TEST_PACKAGES := dig:bind9-dnsutils ip:iproute2 curl:curl nft:nftables nmap:nmap openssl:openssl
+TEST_PACKAGES := dig:bind9-dnsutils ip:iproute2 curl:curl nft:nftables nmap:nmap openssl:openssl chromium:chromium
 deps:
 	@missing=""; for pair in $(TEST_PACKAGES); do \
 	  cmd=$${pair%%:*}; pkg=$${pair#*:}; command -v $$cmd >/dev/null || missing="$$missing $$pkg"; \
