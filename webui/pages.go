@@ -12,7 +12,7 @@ import (
 
 // pageFiles are the templates that are whole pages; each is parsed with layout.html (and
 // the shared partials) into a set of its own, so that every page can define "content".
-var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard", "profiles", "profile", "audit"}
+var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard", "profiles", "profile", "audit", "exceptions"}
 
 // shared are parsed into every page's set.
 var sharedFiles = []string{"templates/layout.html", "templates/components.html"}

@@ -27,6 +27,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
 
@@ -83,6 +84,8 @@ type Config struct {
 	Audit Auditor
 	// Config reads and saves the configuration; required with Auth.
 	Config Configurator
+	// Exceptions is the exceptions store; required with Auth.
+	Exceptions *exceptions.Store
 }
 
 // Server is the HTTP server.
@@ -106,8 +109,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg}
 	if cfg.Auth != nil {
-		if cfg.Audit == nil || cfg.Config == nil {
-			return nil, errors.New("webui: an audit log and a configurator are required with an accounts store")
+		if cfg.Audit == nil || cfg.Config == nil || cfg.Exceptions == nil {
+			return nil, errors.New("webui: an audit log, a configurator and an exceptions store are required with an accounts store")
 		}
 		var err error
 		if s.assets, err = newAssets(); err != nil {
@@ -169,7 +172,7 @@ func (s *Server) routes() http.Handler {
 
 // pageRoutes are the routes that need a session, each with the one permission it needs.
 func (s *Server) pageRoutes() []route {
-	return []route{
+	return append(s.exceptionRoutes(), []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
 		{"GET /audit", auth.AuditRead, s.handleAudit},
@@ -179,7 +182,7 @@ func (s *Server) pageRoutes() []route {
 		{"GET /profiles/{name}", auth.PolicyRead, s.handleProfile},
 		{"POST /profiles/{name}", auth.PolicyEdit, s.handleProfileSave},
 		{"POST /logout", auth.OwnAccount, s.handleLogout},
-	}
+	}...)
 }
 
 // Start listens and serves in the background until Close.

@@ -25,6 +25,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
 
@@ -82,8 +83,9 @@ type env struct {
 	t       *testing.T
 	clk     *clock
 	store   *auth.Store
-	audit    *audit.Log
-	auditDir string
+	audit      *audit.Log
+	auditDir   string
+	exceptions *exceptions.Store
 	srv     *Server
 	ts      *httptest.Server
 	secrets map[string]string // account → TOTP secret, for accounts enrolled
@@ -109,9 +111,15 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { trail.Close() })
-	e := &env{t: t, clk: clk, store: store, audit: trail, auditDir: auditDir, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
+	xs, err := exceptions.New(exceptions.Config{Path: filepath.Join(t.TempDir(), exceptions.FileName),
+		Protected: func(d string) bool { return d == "protected.example" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { xs.Close() })
+	e := &env{t: t, clk: clk, store: store, audit: trail, auditDir: auditDir, exceptions: xs, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
 	e.srv, err = New(Config{
-		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config,
+		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config, Exceptions: xs,
 		Status: func(context.Context) Status {
 			return Status{Components: []Component{{Name: "dns", State: "running", Detail: "listening on 127.0.0.1:5353"},
 				{Name: "lists", State: "degraded", Detail: "one list failed"}}}

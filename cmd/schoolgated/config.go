@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,8 +169,95 @@ func (d *daemon) swapIn(ctx context.Context, p *prepared) error {
 }
 
 // compile joins a configuration with the lists and the exceptions approved in the web UI.
+// The exceptions are added after validation: one for a profile deleted since still compiles
+// (it matches nothing). Failing to read them is logged, and filtering goes on without them.
 func (d *daemon) compile(ctx context.Context, cfg *config.Config, cat *lists.Catalog) (*policy.Snapshot, error) {
+	active, err := d.exceptions.Active(ctx)
+	if err != nil {
+		d.logger.Error("reading the active exceptions; compiling without them", "err", err)
+	}
+	if len(active) > 0 {
+		merged := *cfg
+		merged.Exceptions = append(slices.Clip(cfg.Exceptions), active...)
+		cfg = &merged
+	}
 	return policy.Compile(cfg, cat)
+}
+
+// exceptionsChanged recompiles the policy with the exceptions now active; the exceptions
+// store calls it after every approval, creation and revocation.
+func (d *daemon) exceptionsChanged() {
+	d.mu.Lock()
+	snap, err := d.compile(context.Background(), d.cfg, d.engine.Snapshot().Catalog())
+	if err == nil {
+		d.engine.Swap(snap)
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.logger.Error("compiling policy after an exception changed", "err", err)
+	}
+	select {
+	case d.expiryKick <- struct{}{}:
+	default:
+	}
+}
+
+// expireExceptions ends exceptions when their time is up: it sleeps until the next expiry
+// (or an hour, or a change), marks the due ones expired, records each in the audit trail and
+// recompiles. The engine already ignores an exception past its expiry, so a late wake-up
+// never lets one run over; this keeps the store, the audit trail and the snapshot tidy.
+func (d *daemon) expireExceptions(ctx context.Context) {
+	for {
+		wait := time.Hour
+		if next, ok, err := d.exceptions.NextExpiry(ctx); err != nil {
+			d.logger.Error("reading the next exception expiry", "err", err)
+			wait = time.Minute
+		} else if ok {
+			wait = min(max(time.Until(next), 0), time.Hour)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-d.expiryKick:
+			t.Stop()
+		case <-t.C:
+		}
+		expired, err := d.exceptions.Expire(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.logger.Error("expiring exceptions", "err", err)
+			}
+			continue
+		}
+		for _, e := range expired {
+			d.record(ctx, audit.Entry{Action: "exception.expire", Object: fmt.Sprintf("exception %d", e.ID),
+				Summary: fmt.Sprintf("exception %d expired: %s of %s for %s %s ended", e.ID, e.Action, e.Domain, e.Scope, e.Target)})
+		}
+		if len(expired) > 0 {
+			d.exceptionsChanged()
+		}
+	}
+}
+
+// protected reports whether a domain is on the protected tier's lists now.
+func (d *daemon) protected(domain string) bool {
+	_, _, ok := d.engine.Snapshot().Catalog().Protected.Lookup(domain)
+	return ok
+}
+
+// knownTarget reports whether a profile or segment exists in the running configuration.
+func (d *daemon) knownTarget(scope, name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch scope {
+	case config.ScopeProfile:
+		return slices.ContainsFunc(d.cfg.Profiles, func(p config.Profile) bool { return p.Name == name })
+	case config.ScopeSegment:
+		return slices.ContainsFunc(d.cfg.Segments, func(s config.Segment) bool { return s.Name == name })
+	}
+	return true
 }
 
 // reload re-reads the configuration file and lists and swaps them in (SIGHUP).

@@ -22,6 +22,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
 	"github.com/schoolgate/schoolgate/firmware/dnssvc"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
+	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 	"github.com/schoolgate/schoolgate/webui"
@@ -42,6 +43,12 @@ type daemon struct {
 	dns    *dnssvc.Service
 	gw     *gateway // nil when the configuration names no WAN: DNS filtering only
 	http   *webui.Server
+
+	exceptions *exceptions.Store
+
+	background     sync.WaitGroup // the exceptions' expiry
+	stopBackground context.CancelFunc
+	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
 
 	store  *config.Store // the configuration file and its kept versions
 	saveMu sync.Mutex    // one reload or save at a time
@@ -64,7 +71,7 @@ func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
 	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	d := &daemon{opts: o, logger: logger, base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
+	d := &daemon{opts: o, logger: logger, expiryKick: make(chan struct{}, 1), base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
 	d.store, err = config.NewStore(o.configFile(), filepath.Join(o.dataDir, "config-versions"), 0)
 	if err != nil {
 		return nil, err
@@ -115,6 +122,12 @@ func (d *daemon) start(ctx context.Context) error {
 		Summary: fmt.Sprintf("schoolgate %s started with the configuration %s", version, d.source)})
 	d.recordConfig(ctx, cfg, audit.Entry{Action: "config.change", Summary: "the configuration changed while schoolgate was not running"})
 
+	d.exceptions, err = exceptions.New(exceptions.Config{Path: filepath.Join(d.opts.dataDir, exceptions.FileName),
+		Logger: d.logger.With("component", "exceptions"), Protected: d.protected, KnownTarget: d.knownTarget,
+		OnChange: d.exceptionsChanged})
+	if err != nil {
+		return fmt.Errorf("opening the exceptions database: %w", err)
+	}
 	cat, err := d.lists.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("loading lists: %w", err)
@@ -147,7 +160,7 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	d.http, err = webui.New(webui.Config{
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
-		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d,
+		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions,
 	})
 	if err != nil {
 		return err
@@ -163,6 +176,9 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.gw.start(ctx, cfg, cat, d.engine, d.events, adminPort); err != nil {
 		return err
 	}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopBackground = stop
+	d.background.Go(func() { d.expireExceptions(bg) })
 	// List updates start last: each one is applied to every part started above.
 	if err := d.lists.Start(ctx); err != nil {
 		return fmt.Errorf("starting list updates: %w", err)
@@ -209,6 +225,10 @@ func (d *daemon) close() error {
 	if d.http != nil {
 		errs = append(errs, d.http.Close())
 	}
+	if d.stopBackground != nil {
+		d.stopBackground()
+		d.background.Wait()
+	}
 	errs = append(errs, d.gw.close())
 	if d.dns != nil {
 		errs = append(errs, d.dns.Close())
@@ -225,6 +245,9 @@ func (d *daemon) close() error {
 	}
 	if d.auth != nil {
 		errs = append(errs, d.auth.Close())
+	}
+	if d.exceptions != nil {
+		errs = append(errs, d.exceptions.Close())
 	}
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
