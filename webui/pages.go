@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/schoolgate/schoolgate/firmware/auth"
@@ -23,7 +24,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}
 	pages := make(map[string]*template.Template, len(pageFiles))
-	for _, name := range pageFiles {
+	for _, name := range slices.Concat(pageFiles, accountPageFiles) {
 		t, err := template.Must(base.Clone()).ParseFS(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing page %s: %w", name, err)
@@ -63,6 +64,8 @@ var navigation = []struct {
 	{"/profiles", "Profiles", auth.PolicyRead},
 	{"/exceptions", "Exceptions", auth.ExceptionReadOwn},
 	{"/audit", "Audit trail", auth.AuditRead},
+	{"/accounts", "Accounts", auth.AccountsManage},
+	{"/account", "My account", auth.OwnAccount},
 }
 
 func navFor(sess *auth.Session, path string) []navItem {

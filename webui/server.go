@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -172,7 +173,7 @@ func (s *Server) routes() http.Handler {
 
 // pageRoutes are the routes that need a session, each with the one permission it needs.
 func (s *Server) pageRoutes() []route {
-	return append(s.exceptionRoutes(), []route{
+	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
 		{"GET /audit", auth.AuditRead, s.handleAudit},
@@ -182,7 +183,7 @@ func (s *Server) pageRoutes() []route {
 		{"GET /profiles/{name}", auth.PolicyRead, s.handleProfile},
 		{"POST /profiles/{name}", auth.PolicyEdit, s.handleProfileSave},
 		{"POST /logout", auth.OwnAccount, s.handleLogout},
-	}...)
+	})
 }
 
 // Start listens and serves in the background until Close.
