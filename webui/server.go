@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/auth"
@@ -95,9 +94,7 @@ type Server struct {
 	assets *assets
 	pages  map[string]*template.Template
 	preKey []byte // signs pre-session CSRF tokens; new at every start
-	srv    *http.Server
-	ln     net.Listener
-	done   chan error
+	main   *listener
 }
 
 // New checks cfg and builds the routes; Start listens.
@@ -123,20 +120,12 @@ func New(cfg Config) (*Server, error) {
 		s.preKey = make([]byte, 32)
 		rand.Read(s.preKey)
 	}
-	s.srv = &http.Server{
-		Handler:           s.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		MaxHeaderBytes:    32 << 10,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
-	}
+	s.main = newListener(s.routes(), cfg.Logger)
 	return s, nil
 }
 
 // Handler returns the routes, for tests with httptest.
-func (s *Server) Handler() http.Handler { return s.srv.Handler }
+func (s *Server) Handler() http.Handler { return s.main.srv.Handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -188,39 +177,18 @@ func (s *Server) pageRoutes() []route {
 
 // Start listens and serves in the background until Close.
 func (s *Server) Start(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
+	if err := s.main.start(ctx, s.cfg.Listen, nil); err != nil {
+		return err
 	}
-	s.ln = ln
-	s.done = make(chan error, 1)
-	go func() { s.done <- s.srv.Serve(ln) }()
-	s.cfg.Logger.Info("http api listening", "addr", ln.Addr().String())
+	s.cfg.Logger.Info("http api listening", "addr", s.main.addr().String())
 	return nil
 }
 
 // Addr returns the listening address.
-func (s *Server) Addr() net.Addr {
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *Server) Addr() net.Addr { return s.main.addr() }
 
 // Close stops accepting and waits up to five seconds for requests under way.
-func (s *Server) Close() error {
-	if s.ln == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serveErr := <-s.done; !errors.Is(serveErr, http.ErrServerClosed) {
-		err = errors.Join(err, serveErr)
-	}
-	return err
-}
+func (s *Server) Close() error { return s.main.close() }
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -79,17 +79,17 @@ func (m *memConfig) SaveConfig(_ context.Context, cfg *config.Config, ch Change)
 }
 
 type env struct {
-	config  *memConfig
-	t       *testing.T
-	clk     *clock
-	store   *auth.Store
+	config     *memConfig
+	t          *testing.T
+	clk        *clock
+	store      *auth.Store
 	audit      *audit.Log
 	auditDir   string
 	exceptions *exceptions.Store
-	srv     *Server
-	ts      *httptest.Server
-	secrets map[string]string // account → TOTP secret, for accounts enrolled
-	tech    auth.Session      // the technician's session made through the store
+	srv        *Server
+	ts         *httptest.Server
+	secrets    map[string]string // account → TOTP secret, for accounts enrolled
+	tech       auth.Session      // the technician's session made through the store
 }
 
 func newEnv(t *testing.T) *env {

@@ -98,6 +98,9 @@ func (cs *configSet) resolve(o options, dir string) error {
 	if o.listenHTTP != "" {
 		cfg.HTTP.Listen = o.listenHTTP
 	}
+	if o.listenBlock != "" {
+		cfg.HTTP.BlockPage = o.listenBlock
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("configuration after command-line overrides:\n%w", err)
 	}

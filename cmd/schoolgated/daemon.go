@@ -35,14 +35,16 @@ type daemon struct {
 	logger  *slog.Logger
 	started time.Time
 
-	events *eventlog.Log
-	audit  *audit.Log
-	auth   *auth.Store
-	engine *policy.Engine
-	filter *dnsfilter.Filter
-	dns    *dnssvc.Service
-	gw     *gateway // nil when the configuration names no WAN: DNS filtering only
-	http   *webui.Server
+	events     *eventlog.Log
+	audit      *audit.Log
+	auth       *auth.Store
+	engine     *policy.Engine
+	filter     *dnsfilter.Filter
+	dns        *dnssvc.Service
+	gw         *gateway // nil when the configuration names no WAN: DNS filtering only
+	http       *webui.Server
+	block      *webui.BlockServer // nil without http.block_page
+	blockError string             // why the block page is not served
 
 	exceptions *exceptions.Store
 
@@ -168,6 +170,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.http.Start(ctx); err != nil {
 		return err
 	}
+	d.startBlockPage(ctx, cfg)
 	adminPort := uint16(0)
 	if a, ok := d.http.Addr().(*net.TCPAddr); ok {
 		adminPort = uint16(a.Port)
@@ -224,6 +227,9 @@ func (d *daemon) close() error {
 	var errs []error
 	if d.http != nil {
 		errs = append(errs, d.http.Close())
+	}
+	if d.block != nil {
+		errs = append(errs, d.block.Close())
 	}
 	if d.stopBackground != nil {
 		d.stopBackground()
@@ -320,6 +326,12 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		{Name: "dns", State: "running", Detail: dnsDetail},
 		{Name: "eventlog", State: eventState, Detail: eventDetail},
 		{Name: "http", State: "running", Detail: addrString(d.http.Addr())},
+	}
+	switch {
+	case d.block != nil:
+		st.Components = append(st.Components, webui.Component{Name: "block page", State: "running", Detail: addrString(d.block.Addr())})
+	case d.blockError != "":
+		st.Components = append(st.Components, webui.Component{Name: "block page", State: "stopped", Detail: d.blockError})
 	}
 	if d.gw != nil {
 		var c webui.Component
@@ -432,4 +444,37 @@ func issuerName(appliance string) string {
 		return "schoolgate"
 	}
 	return name
+}
+
+// startBlockPage serves the block page when the configuration asks for it. A failure is
+// reported in the status rather than stopping the appliance: filtering works without it.
+func (d *daemon) startBlockPage(ctx context.Context, cfg *config.Config) {
+	if cfg.HTTP.BlockPage == "" {
+		return
+	}
+	b, err := webui.NewBlockServer(webui.BlockServerConfig{
+		Listen: cfg.HTTP.BlockPage, Judge: d.engine, Exceptions: d.exceptions, Audit: d.audit,
+		Appliance: d.appliance, Logger: d.logger.With("component", "blockpage"),
+	})
+	if err == nil {
+		err = b.Start(ctx)
+	}
+	if err != nil {
+		d.blockError = err.Error()
+		d.logger.Error("the block page is not served", "err", err)
+		return
+	}
+	d.block = b
+}
+
+// appliance is the school's name and time zone, as the block page shows them.
+func (d *daemon) appliance() (string, *time.Location) {
+	d.mu.Lock()
+	name, zone := d.cfg.Appliance.Name, d.cfg.Appliance.Timezone
+	d.mu.Unlock()
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return name, loc
 }

@@ -130,11 +130,12 @@ func freePort(t *testing.T) int {
 }
 
 type daemonProc struct {
-	dataDir string
-	cmd     *exec.Cmd
-	dnsAddr string
-	apiURL  string
-	logs    *syncBuffer
+	dataDir  string
+	cmd      *exec.Cmd
+	dnsAddr  string
+	apiURL   string
+	blockURL string // the block page server
+	logs     *syncBuffer
 }
 
 type syncBuffer struct {
@@ -168,7 +169,9 @@ func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 		args = append(args, "-upstream", upstream)
 	}
 	d.dataDir = t.TempDir()
-	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", d.dataDir)
+	d.blockURL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", d.dataDir,
+		"-listen-block-page", strings.TrimPrefix(d.blockURL, "http://"))
 	d.cmd = exec.Command(daemonBin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {

@@ -33,15 +33,16 @@ func main() {
 
 // options are the command-line flags.
 type options struct {
-	configPath string
-	demo       bool
-	upstream   string
-	listenDNS  string
-	listenHTTP string
-	dataDir    string
-	pinPath    string
-	logLevel   slog.Level
-	logJSON    bool
+	configPath  string
+	demo        bool
+	upstream    string
+	listenDNS   string
+	listenHTTP  string
+	listenBlock string
+	dataDir     string
+	pinPath     string
+	logLevel    slog.Level
+	logJSON     bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -53,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.upstream, "upstream", "", "upstream resolver replacing the configured ones: host:port or tls://host:port")
 	fs.StringVar(&o.listenDNS, "listen-dns", "", "DNS listen address (host:port), overriding dns.listen")
 	fs.StringVar(&o.listenHTTP, "listen-http", "", "HTTP API listen address (host:port), overriding http.listen")
+	fs.StringVar(&o.listenBlock, "listen-block-page", "", "block page listen address (host:port), overriding http.block_page")
 	fs.StringVar(&o.dataDir, "data-dir", "", "state directory: event log, list cache (default /var/lib/schoolgate, demo: a temporary directory)")
 	fs.StringVar(&o.pinPath, "bpf-pin-path", "/sys/fs/bpf/schoolgate", "where the packet path pins its eBPF programs and maps (on a bpf filesystem); they outlive a crashed daemon")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")

@@ -76,6 +76,12 @@ type HTTP struct {
 	// AdminSegments are the segments whose clients may reach the web UI. Default: the
 	// segment named "staff", if there is one. Guest segments never can.
 	AdminSegments []string `yaml:"admin_segments,omitempty"`
+	// BlockPage is where the block page is served ("ip:port"): the browsers of profiles whose
+	// block_response is "blockpage" are sent there for blocked names, and pupils can ask
+	// for a review from it. Every non-guest segment reaches it; the internet does not.
+	// Empty: no block page server. On a gateway, ":80" with block_page_ipv4 set to the
+	// segments' gateway address.
+	BlockPage string `yaml:"block_page,omitempty"`
 }
 
 // Segment is one L2 network behind the appliance.

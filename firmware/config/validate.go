@@ -105,6 +105,9 @@ func (c *Config) Validate() error {
 	v.appliance()
 	v.dns()
 	v.listen("http.listen", c.HTTP.Listen)
+	if c.HTTP.BlockPage != "" {
+		v.listen("http.block_page", c.HTTP.BlockPage)
+	}
 	v.adminSegments()
 	v.profiles()
 	v.segments()

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/exceptions"
+)
+
+// clientFrom is an HTTP client whose connections come from src, so the daemon sees a client
+// of that segment; every request goes to the block page server whatever its URL's host, as
+// the DNS answer of a blockpage profile sends it.
+func clientFrom(src, blockURL string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	server := strings.TrimPrefix(blockURL, "http://")
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, server)
+		},
+	}}
+}
+
+func fetch(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestBlockPage: a pupil's browser lands on the block page for a blocked name, sees what was
+// blocked and why, and asks for a review, which waits for the DSL; guests cannot ask, staff
+// are told the site is not blocked for them, and a pupil cannot flood the DSL.
+func TestBlockPage(t *testing.T) {
+	d := startDaemon(t, startUpstream(t), "-demo")
+	pupilC, guestC, staffC := clientFrom(pupil, d.blockURL), clientFrom(guest, d.blockURL), clientFrom(staff, d.blockURL)
+
+	status, page := fetch(t, pupilC, "GET", "http://facebook.com/some/page", nil)
+	for _, want := range []string{"This site is blocked", `id="host" class="mono">facebook.com`, "Social networks", `id="profile">pupils`, "Demo School", `id="request-review"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("pupil's block page lacks %q:\n%s", want, page)
+		}
+	}
+	if status != http.StatusForbidden {
+		t.Errorf("block page status %d, want 403", status)
+	}
+	if status, page := fetch(t, pupilC, "GET", "http://facebook.com/pixel.gif", nil, "Sec-Fetch-Dest", "image"); status != http.StatusForbidden || page != "" {
+		t.Errorf("a blocked image got %d %q, want an empty 403", status, page)
+	}
+
+	status, page = fetch(t, pupilC, "POST", "http://facebook.com/review", url.Values{"reason": {"Our media studies project on social media"}})
+	if status != http.StatusOK || !strings.Contains(page, "Your request was sent") {
+		t.Fatalf("review request: %d\n%s", status, page)
+	}
+
+	// The request waits for the DSL in the exceptions store, with who and why.
+	xs, err := exceptions.New(exceptions.Config{Path: filepath.Join(d.dataDir, exceptions.FileName), Protected: func(string) bool { return false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xs.Close()
+	pending, err := xs.List(context.Background(), exceptions.Filter{Status: []exceptions.Status{exceptions.Pending}})
+	if err != nil || len(pending) != 1 {
+		t.Fatalf("pending requests: %+v, %v", pending, err)
+	}
+	if p := pending[0]; p.Domain != "facebook.com" || p.Source != exceptions.SourceBlockPage || p.Target != "pupils" ||
+		p.ClientAddr != pupil || p.Reason != "Our media studies project on social media" {
+		t.Errorf("pending request: %+v", p)
+	}
+
+	// A pupil cannot flood the queue.
+	codes := []int{}
+	for _, name := range []string{"instagram.com", "tiktok.com", "twitter.com"} {
+		s, _ := fetch(t, pupilC, "POST", "http://"+name+"/review", url.Values{"reason": {"need it for homework"}})
+		codes = append(codes, s)
+	}
+	if codes[len(codes)-1] != http.StatusTooManyRequests {
+		t.Errorf("review statuses %v: the fourth within minutes should be refused", codes)
+	}
+
+	// Guests see the reason but cannot ask; staff are told the site is allowed for them.
+	status, page = fetch(t, guestC, "GET", "http://bet365.com/", nil)
+	if status != http.StatusForbidden || !strings.Contains(page, "Gambling") || strings.Contains(page, `id="request-review"`) {
+		t.Errorf("guest block page %d:\n%s", status, page)
+	}
+	if status, _ := fetch(t, guestC, "POST", "http://bet365.com/review", url.Values{"reason": {"please let me bet"}}); status != http.StatusForbidden {
+		t.Errorf("guest review: %d", status)
+	}
+	if status, page := fetch(t, staffC, "GET", "http://facebook.com/", nil); status != http.StatusOK || !strings.Contains(page, "This site is not blocked") {
+		t.Errorf("staff: %d\n%s", status, page)
+	}
+	// A form posted to the block page from another site is refused before it is read.
+	if status, _ := fetch(t, pupilC, "POST", "http://facebook.com/review", url.Values{"reason": {"forged"}},
+		"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"); status != http.StatusForbidden {
+		t.Errorf("cross-site review: %d", status)
+	}
+}
