@@ -208,8 +208,15 @@ func (g *gateway) networkConfig(cfg *config.Config, adminPort uint16) netcfg.Con
 		}
 		segs = append(segs, ns)
 	}
+	var lan []uint16
+	if cfg.HTTP.BlockPage != "" {
+		_, bp := splitHostPort(cfg.HTTP.BlockPage)
+		if n, err := strconv.Atoi(bp); err == nil && n > 0 && n < 65536 {
+			lan = append(lan, uint16(n))
+		}
+	}
 	return netcfg.Config{
-		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{adminPort},
+		WAN: cfg.Appliance.WAN, Segments: segs, DNSPort: uint16(port), AdminPorts: []uint16{adminPort}, LANPorts: lan,
 		Queue:    netcfg.Queue{Num: 0, Count: queues(), FailOpen: cfg.Appliance.FailureMode == config.FailOpen},
 		MarkMask: filter.MarkMask, MarkQueue: filter.MarkQueue, MarkBlock: filter.MarkBlock,
 		Logger: g.log,

@@ -35,6 +35,9 @@ type Config struct {
 	Segments   []Segment
 	DNSPort    uint16   // local resolver port that clients' DNS (port 53) is redirected to
 	AdminPorts []uint16 // TCP ports of the web UI; only Admin segments reach them
+	// LANPorts are TCP ports every non-guest segment reaches (the block page) and the WAN
+	// does not.
+	LANPorts []uint16
 	Queue      Queue    // nfqueue used by the slow path
 
 	// Packet marks set by the eBPF fast path: mark&MarkMask == MarkQueue sends the
@@ -117,6 +120,11 @@ func (cfg Config) validate() error {
 	for _, p := range cfg.AdminPorts {
 		if p == 0 {
 			return invalid("admin port 0")
+		}
+	}
+	for _, p := range cfg.LANPorts {
+		if p == 0 {
+			return invalid("LAN port 0")
 		}
 	}
 	if int(cfg.Queue.Num)+int(cfg.Queue.Count)-1 > 0xffff {

@@ -30,6 +30,7 @@ import (
 const (
 	testDNSPort   = 5353
 	testAdminPort = 8080
+	testLANPort   = 8081 // the block page
 	testQueueNum  = 7
 	queuedPort    = 443  // the test's own table marks this for the slow path
 	blockedPort   = 8443 // and this as blocked
@@ -85,7 +86,7 @@ func (tp *gatewayTopo) config(t *testing.T, failOpen bool) Config {
 			{Name: "guest", Interface: "guest0", Guest: true, Gateway: gw("10.30.0.1/24", "fd00:30::1/64")},
 		},
 		DNSPort:    testDNSPort,
-		AdminPorts: []uint16{testAdminPort},
+		AdminPorts: []uint16{testAdminPort}, LANPorts: []uint16{testLANPort},
 		Queue:      Queue{Num: testQueueNum, Count: 2, FailOpen: failOpen},
 		MarkMask:   testMarkMask, MarkQueue: testMarkQueue, MarkBlock: testMarkBlock,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -303,6 +304,7 @@ func TestPrivilegedGateway(t *testing.T) {
 	}
 	hello := func(c net.Conn) { fmt.Fprint(c, "hello") }
 	listenTCP(t, tp.app, fmt.Sprintf(":%d", testAdminPort), hello)
+	listenTCP(t, tp.app, fmt.Sprintf(":%d", testLANPort), hello)
 	listenTCP(t, tp.app, ":22", hello)
 	for _, port := range []int{80, queuedPort, blockedPort} {
 		listenTCP(t, tp.inet, fmt.Sprintf(":%d", port), whoami)
@@ -438,6 +440,10 @@ func TestPrivilegedGateway(t *testing.T) {
 			c.Close()
 			t.Errorf("the internet reached the web UI port")
 		}
+		if c, err := dial(tp.inet, "tcp", fmt.Sprintf("198.51.100.1:%d", testLANPort), 500*time.Millisecond); err == nil {
+			c.Close()
+			t.Errorf("the internet reached the block page port")
+		}
 		for _, network := range []string{"udp", "tcp"} {
 			if got, err := exchange(tp.inet, network, fmt.Sprintf("198.51.100.1:%d", testDNSPort), "q"); err == nil {
 				t.Errorf("the internet got an answer from the resolver over %s: %q", network, got)
@@ -454,6 +460,7 @@ func TestPrivilegedGateway(t *testing.T) {
 			fmt.Sprintf("10.30.0.1:%d", testAdminPort),
 			fmt.Sprintf("[fd00:30::1]:%d", testAdminPort),
 			"10.30.0.1:22",
+			fmt.Sprintf("10.30.0.1:%d", testLANPort),
 			"10.20.0.1:22", // another segment's gateway address, still the appliance
 			"10.20.0.2:9000",
 		} {
@@ -482,6 +489,9 @@ func TestPrivilegedGateway(t *testing.T) {
 		}
 		if got, err := exchange(tp.pupil, "tcp", "10.25.0.1:22", ""); err != nil || got != "hello" {
 			t.Errorf("pupil to port 22: got %q, %v; only admin ports are closed to pupils", got, err)
+		}
+		if got, err := exchange(tp.pupil, "tcp", fmt.Sprintf("10.25.0.1:%d", testLANPort), ""); err != nil || got != "hello" {
+			t.Errorf("pupil to the block page port: got %q, %v", got, err)
 		}
 	})
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -141,10 +142,11 @@ func (g *Gateway) buildTable(queueMode string) {
 	add(fwd, markIs(cfg.MarkMask, cfg.MarkBlock), verdict(expr.VerdictDrop))
 
 	in := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
-	// From the internet: neither the web UI nor the resolver (an open resolver is an
-	// amplifier). Answers to the appliance's own queries come from port 53, not to it.
+	// From the internet: neither the web UI, the block page nor the resolver (an open
+	// resolver is an amplifier). Answers to the appliance's own queries come from port 53,
+	// not to it.
 	wan := ifname(expr.MetaKeyIIFNAME, cfg.WAN)
-	for _, p := range cfg.AdminPorts {
+	for _, p := range slices.Concat(cfg.AdminPorts, cfg.LANPorts) {
 		add(in, wan, l4proto(unix.IPPROTO_TCP), dport(p), verdict(expr.VerdictDrop))
 	}
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
