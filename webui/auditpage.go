@@ -32,6 +32,7 @@ type auditData struct {
 	Actions []struct{ Value, Label string }
 	Older   string // link to the next page, "" at the end
 	Verify  *audit.Result
+	Problem string // the verification's problem, without the entry number the page names
 	Zone    string
 }
 
@@ -144,6 +145,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 			p.Error = "The audit trail could not be checked: " + err.Error()
 		} else {
 			d.Verify = &res
+			d.Problem = strings.TrimPrefix(res.Problem, fmt.Sprintf("entry %d: ", res.FirstBroken))
 			if !res.OK {
 				s.cfg.Logger.Error("audit trail verification failed", "first_broken", res.FirstBroken, "problem", res.Problem)
 			}

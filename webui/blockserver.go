@@ -43,6 +43,10 @@ type BlockServerConfig struct {
 	Appliance func() (string, *time.Location)
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// UIPort and UITLS say where the web UI is: a request for the appliance's own address
+	// (not a blocked name) is redirected there. UIPort 0: no redirect.
+	UIPort int
+	UITLS  bool
 }
 
 // BlockServer serves the block page and takes review requests.
@@ -178,6 +182,10 @@ func (b *BlockServer) handlePage(w http.ResponseWriter, r *http.Request) {
 	}
 	host := requestHost(r)
 	if host == "" {
+		if to := b.uiURL(r); to != "" {
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
 		b.render(w, http.StatusOK, blockedData{School: "schoolgate", Why: ""})
 		return
 	}
@@ -287,4 +295,24 @@ func (l *reviewLimiter) allow(client netip.Addr, now time.Time) bool {
 	}
 	l.seen[client] = append(recent, now)
 	return true
+}
+
+// uiURL is the web UI's address on the address the request came to, or "" without one.
+func (b *BlockServer) uiURL(r *http.Request) string {
+	if b.cfg.UIPort == 0 {
+		return ""
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(local.String())
+	if err != nil {
+		return ""
+	}
+	scheme := "http"
+	if b.cfg.UITLS {
+		scheme = "https"
+	}
+	return scheme + "://" + netip.AddrPortFrom(ap.Addr().Unmap(), uint16(b.cfg.UIPort)).String() + "/"
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,4 +123,71 @@ func TestBlockPage(t *testing.T) {
 		"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site"); status != http.StatusForbidden {
 		t.Errorf("cross-site review: %d", status)
 	}
+}
+
+// TestWebUIHTTPS: with http.tls on, the web UI is HTTPS with a certificate made at first
+// start and kept across restarts; the status shows its fingerprint, and the block page port
+// sends a browser that asks for the appliance itself to the HTTPS UI.
+func TestWebUIHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeDemoConfig(t, dir)
+	raw, _ := os.ReadFile(cfgPath)
+	os.WriteFile(cfgPath, []byte(strings.Replace(string(raw), "http:\n", "http:\n  tls: true\n", 1)), 0o644)
+	upstream := startUpstream(t)
+	d := startDaemon(t, upstream, "-config", cfgPath)
+	if !strings.HasPrefix(d.apiURL, "https://") {
+		t.Fatalf("the UI is not HTTPS: %s", d.apiURL)
+	}
+	certPEM, err := os.ReadFile(filepath.Join(d.dataDir, "tls", "web.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(certPEM)
+	sum := sha256.Sum256(block.Bytes)
+	want := strings.ToUpper(hex.EncodeToString(sum[:]))
+	var st struct {
+		Components []struct{ Name, State, Detail string } `json:"components"`
+	}
+	resp, err := d.client.Get(d.apiURL + "/api/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	found := false
+	for _, c := range st.Components {
+		if c.Name == "http" {
+			found = strings.Contains(strings.ReplaceAll(c.Detail, ":", ""), want) && strings.HasPrefix(c.Detail, "https://")
+		}
+	}
+	if !found {
+		t.Errorf("status does not show the certificate's fingerprint %s: %+v", want, st.Components)
+	}
+	// The session cookie of the HTTPS UI is Secure.
+	resp, err = d.client.Get(d.apiURL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if c := resp.Header.Get("Set-Cookie"); !strings.Contains(c, "Secure") || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("login over HTTPS: cookie %q, HSTS %q", c, resp.Header.Get("Strict-Transport-Security"))
+	}
+	// The block page port redirects a request for the appliance's own address to the UI.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = noFollow.Get(d.blockURL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusFound || loc != strings.TrimSuffix(d.apiURL, "/")+"/" {
+		t.Errorf("block page port for the appliance: %d to %q, want %s/", resp.StatusCode, loc, d.apiURL)
+	}
+	// The certificate is kept across a restart.
+	d.stop(t)
+	d2 := startDaemonIn(t, d.dataDir, upstream, "-config", cfgPath)
+	again, _ := os.ReadFile(filepath.Join(d2.dataDir, "tls", "web.crt"))
+	if string(again) != string(certPEM) {
+		t.Error("a new certificate was made at restart")
+	}
+	d2.stop(t)
 }

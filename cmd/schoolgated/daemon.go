@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
+	"github.com/schoolgate/schoolgate/firmware/tlscert"
 	"github.com/schoolgate/schoolgate/webui"
 )
 
@@ -43,6 +46,7 @@ type daemon struct {
 	dns        *dnssvc.Service
 	gw         *gateway // nil when the configuration names no WAN: DNS filtering only
 	http       *webui.Server
+	cert       *tlscert.Manager   // the web UI's certificate; nil without http.tls
 	block      *webui.BlockServer // nil without http.block_page
 	blockError string             // why the block page is not served
 
@@ -160,7 +164,16 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the accounts database: %w", err)
 	}
-	d.http, err = webui.New(webui.Config{
+	var tc *tls.Config
+	if *cfg.HTTP.TLS {
+		d.cert, err = tlscert.Open(tlscert.Config{Dir: filepath.Join(d.opts.dataDir, "tls"), Hosts: uiHosts(cfg),
+			Logger: d.logger.With("component", "tls")})
+		if err != nil {
+			return fmt.Errorf("the web UI's certificate: %w", err)
+		}
+		tc = &tls.Config{GetCertificate: d.cert.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	d.http, err = webui.New(webui.Config{TLS: tc,
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions,
 	})
@@ -325,7 +338,7 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		{Name: "policy", State: "running", Detail: fmt.Sprintf("%d segments, %d profiles", len(cfg.Segments), len(cfg.Profiles))},
 		{Name: "dns", State: "running", Detail: dnsDetail},
 		{Name: "eventlog", State: eventState, Detail: eventDetail},
-		{Name: "http", State: "running", Detail: addrString(d.http.Addr())},
+		{Name: "http", State: "running", Detail: d.httpDetail()},
 	}
 	switch {
 	case d.block != nil:
@@ -421,12 +434,12 @@ func (d *daemon) announceSetup(ctx context.Context) {
 		return
 	}
 	d.logger.Info("open this link once to create the first technician account",
-		"url", setupURL(d.http.Addr(), tok))
+		"url", setupURL(d.http.Addr(), d.cert != nil, tok))
 }
 
 // setupURL builds the link from the address the HTTP server listens on; an unspecified
 // address (0.0.0.0, ::) is shown as loopback, which works on the box itself.
-func setupURL(addr net.Addr, token string) string {
+func setupURL(addr net.Addr, https bool, token string) string {
 	host, port := "127.0.0.1", ""
 	if a, ok := addr.(*net.TCPAddr); ok {
 		port = strconv.Itoa(a.Port)
@@ -434,7 +447,11 @@ func setupURL(addr net.Addr, token string) string {
 			host = a.IP.String()
 		}
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/setup?token=" + url.QueryEscape(token)
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port) + "/setup?token=" + url.QueryEscape(token)
 }
 
 // issuerName makes the appliance's name usable as a TOTP issuer, which may not hold ':'.
@@ -455,6 +472,7 @@ func (d *daemon) startBlockPage(ctx context.Context, cfg *config.Config) {
 	b, err := webui.NewBlockServer(webui.BlockServerConfig{
 		Listen: cfg.HTTP.BlockPage, Judge: d.engine, Exceptions: d.exceptions, Audit: d.audit,
 		Appliance: d.appliance, Logger: d.logger.With("component", "blockpage"),
+		UIPort: d.uiPort(), UITLS: d.cert != nil,
 	})
 	if err == nil {
 		err = b.Start(ctx)
@@ -477,4 +495,47 @@ func (d *daemon) appliance() (string, *time.Location) {
 		loc = time.UTC
 	}
 	return name, loc
+}
+
+// uiHosts are the names and addresses the web UI's generated certificate is made for: the
+// listen address when it is a specific one, and the gateway addresses of the admin segments.
+func uiHosts(cfg *config.Config) []string {
+	hosts := []string{"schoolgate"}
+	if h, _ := splitHostPort(cfg.HTTP.Listen); h != "" {
+		if a, err := netip.ParseAddr(h); err == nil && !a.IsUnspecified() {
+			hosts = append(hosts, a.String())
+		}
+	}
+	for _, s := range cfg.Segments {
+		if slices.Contains(cfg.HTTP.AdminSegments, s.Name) {
+			for _, g := range s.Gateway {
+				if !slices.Contains(hosts, g.String()) {
+					hosts = append(hosts, g.String())
+				}
+			}
+		}
+	}
+	return hosts
+}
+
+// uiPort is the port the web UI listens on.
+func (d *daemon) uiPort() int {
+	if a, ok := d.http.Addr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// httpDetail says where the web UI is, and the certificate's fingerprint for the technician
+// to compare with what the browser shows.
+func (d *daemon) httpDetail() string {
+	if d.cert == nil {
+		return "http://" + addrString(d.http.Addr())
+	}
+	info := d.cert.Info()
+	detail := "https://" + addrString(d.http.Addr()) + ", certificate SHA-256 " + info.Fingerprint
+	if info.Expired {
+		detail += " (expired " + info.NotAfter.Format("2 Jan 2006") + ")"
+	}
+	return detail
 }

@@ -134,7 +134,8 @@ type daemonProc struct {
 	cmd      *exec.Cmd
 	dnsAddr  string
 	apiURL   string
-	blockURL string // the block page server
+	blockURL string       // the block page server
+	client   *http.Client // trusts the daemon's certificate when the UI is HTTPS
 	logs     *syncBuffer
 }
 
@@ -159,6 +160,13 @@ func (s *syncBuffer) String() string {
 // and waits until its API answers.
 func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 	t.Helper()
+	return startDaemonIn(t, t.TempDir(), upstream, args...)
+}
+
+// startDaemonIn starts the daemon with the given data directory, e.g. that of a daemon
+// stopped before, to see what it kept.
+func startDaemonIn(t *testing.T, dataDir, upstream string, args ...string) *daemonProc {
+	t.Helper()
 	d := &daemonProc{
 		dnsAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		logs:    &syncBuffer{},
@@ -168,7 +176,7 @@ func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 	if upstream != "" {
 		args = append(args, "-upstream", upstream)
 	}
-	d.dataDir = t.TempDir()
+	d.dataDir = dataDir
 	d.blockURL = fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	args = append(args, "-listen-dns", d.dnsAddr, "-listen-http", httpAddr, "-data-dir", d.dataDir,
 		"-listen-block-page", strings.TrimPrefix(d.blockURL, "http://"))
@@ -187,8 +195,17 @@ func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
+	d.client = http.DefaultClient
 	for {
-		resp, err := http.Get(d.apiURL + "/api/status")
+		// With http.tls on, the UI is HTTPS with the certificate the daemon makes at first
+		// start; the tests trust exactly that one.
+		if pem, err := os.ReadFile(filepath.Join(d.dataDir, "tls", "web.crt")); err == nil && d.client == http.DefaultClient {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			d.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+			d.apiURL = "https://" + httpAddr
+		}
+		resp, err := d.client.Get(d.apiURL + "/api/status")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -107,11 +109,27 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 			tb.Logf("daemon output:\n%s", d.logs.String())
 		}
 	})
-	d.api = topo.Clients["staff"].HTTPClient(nettest.ClientOptions{Timeout: 2 * time.Second})
-	d.apiURL = "http://" + net.JoinHostPort(topo.Segments["staff"].Gateway4.Addr().String(), "8080")
+	// The web UI is HTTPS on a gateway, with the certificate the daemon makes on first start:
+	// the staff client trusts exactly that certificate, as a technician does after checking
+	// its fingerprint.
+	d.apiURL = "https://" + net.JoinHostPort(topo.Segments["staff"].Gateway4.Addr().String(), "8080")
+	certPath := filepath.Join(dir, "data", "tls", "web.crt")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := d.api.Get(d.apiURL + "/api/status")
+		var err error
+		if d.api == nil {
+			var pem []byte
+			if pem, err = os.ReadFile(certPath); err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(pem)
+				d.api = topo.Clients["staff"].HTTPClient(nettest.ClientOptions{Timeout: 2 * time.Second,
+					TLS: &tls.Config{RootCAs: pool}})
+			}
+		}
+		var resp *http.Response
+		if d.api != nil {
+			resp, err = d.api.Get(d.apiURL + "/api/status")
+		}
 		if err == nil {
 			resp.Body.Close()
 			return d

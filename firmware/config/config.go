@@ -73,6 +73,10 @@ type Upstream struct {
 // HTTP configures the web UI and JSON API listener.
 type HTTP struct {
 	Listen string `yaml:"listen,omitempty"` // default "127.0.0.1:8080"
+	// TLS serves the web UI over HTTPS with the appliance's certificate (made on first start
+	// and kept, or uploaded on the system page). Default: on for a gateway (appliance.wan
+	// set), off for the DNS-only demo on loopback.
+	TLS *bool `yaml:"tls,omitempty"`
 	// AdminSegments are the segments whose clients may reach the web UI. Default: the
 	// segment named "staff", if there is one. Guest segments never can.
 	AdminSegments []string `yaml:"admin_segments,omitempty"`

@@ -117,6 +117,10 @@ func (c *Config) ApplyDefaults() {
 		c.DNS.BlockTTL = Duration(60 * time.Second)
 	}
 	setDefault(&c.HTTP.Listen, "127.0.0.1:8080")
+	if c.HTTP.TLS == nil {
+		on := c.Appliance.WAN != ""
+		c.HTTP.TLS = &on
+	}
 	if c.HTTP.AdminSegments == nil && slices.ContainsFunc(c.Segments, func(s Segment) bool { return s.Name == "staff" && !s.Guest }) {
 		c.HTTP.AdminSegments = []string{"staff"}
 	}
