@@ -12,6 +12,7 @@ package webui
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,6 +87,9 @@ type Config struct {
 	Config Configurator
 	// Exceptions is the exceptions store; required with Auth.
 	Exceptions *exceptions.Store
+	// TLS, when set, serves HTTPS (the appliance's certificate); nil serves plain HTTP, as
+	// the demo does on loopback.
+	TLS *tls.Config
 }
 
 // Server is the HTTP server.
@@ -177,10 +181,10 @@ func (s *Server) pageRoutes() []route {
 
 // Start listens and serves in the background until Close.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.main.start(ctx, s.cfg.Listen, nil); err != nil {
+	if err := s.main.start(ctx, s.cfg.Listen, s.cfg.TLS); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("http api listening", "addr", s.main.addr().String())
+	s.cfg.Logger.Info("web UI listening", "addr", s.main.addr().String(), "https", s.cfg.TLS != nil)
 	return nil
 }
 
