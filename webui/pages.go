@@ -24,7 +24,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}
 	pages := make(map[string]*template.Template, len(pageFiles))
-	for _, name := range slices.Concat(pageFiles, accountPageFiles) {
+	for _, name := range slices.Concat(pageFiles, accountPageFiles, logPageFiles, networkPageFiles, systemPageFiles) {
 		t, err := template.Must(base.Clone()).ParseFS(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing page %s: %w", name, err)
@@ -61,10 +61,14 @@ var navigation = []struct {
 	perm        auth.Permission
 }{
 	{"/", "Dashboard", auth.OwnAccount},
-	{"/profiles", "Profiles", auth.PolicyRead},
+	{"/logs", "Logs", auth.LogsRead},
 	{"/exceptions", "Exceptions", auth.ExceptionReadOwn},
+	{"/profiles", "Profiles", auth.PolicyRead},
+	{"/segments", "Segments", auth.PolicyRead},
+	{"/lists", "Lists", auth.PolicyRead},
 	{"/audit", "Audit trail", auth.AuditRead},
 	{"/accounts", "Accounts", auth.AccountsManage},
+	{"/system", "System", auth.SystemManage},
 	{"/account", "My account", auth.OwnAccount},
 }
 

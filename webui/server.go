@@ -69,6 +69,11 @@ type Configurator interface {
 	SaveConfig(ctx context.Context, cfg *config.Config, ch Change) (config.Version, error)
 }
 
+// ListUpdater fetches a list source again now and applies the result.
+type ListUpdater interface {
+	UpdateList(ctx context.Context, name string) error
+}
+
 // Config configures the server.
 type Config struct {
 	Listen    string
@@ -87,6 +92,8 @@ type Config struct {
 	Config Configurator
 	// Exceptions is the exceptions store; required with Auth.
 	Exceptions *exceptions.Store
+	// Lists updates one list source now (the lists page's "update now"); the daemon is one.
+	Lists ListUpdater
 	// TLS, when set, serves HTTPS (the appliance's certificate); nil serves plain HTTP, as
 	// the demo does on loopback.
 	TLS *tls.Config
@@ -166,7 +173,7 @@ func (s *Server) routes() http.Handler {
 
 // pageRoutes are the routes that need a session, each with the one permission it needs.
 func (s *Server) pageRoutes() []route {
-	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), []route{
+	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), s.logRoutes(), s.networkRoutes(), s.systemRoutes(), []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
 		{"GET /audit", auth.AuditRead, s.handleAudit},

@@ -175,7 +175,7 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	d.http, err = webui.New(webui.Config{TLS: tc,
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
-		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions,
+		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
 	})
 	if err != nil {
 		return err
@@ -538,4 +538,13 @@ func (d *daemon) httpDetail() string {
 		detail += " (expired " + info.NotAfter.Format("2 Jan 2006") + ")"
 	}
 	return detail
+}
+
+// UpdateList fetches one list source now (the lists page's "update now"); the result is
+// applied and audited like a scheduled update.
+func (d *daemon) UpdateList(ctx context.Context, name string) error {
+	d.mu.Lock()
+	m := d.lists
+	d.mu.Unlock()
+	return m.Update(ctx, name)
 }
