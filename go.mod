@@ -21,6 +21,7 @@ require (
 	golang.org/x/sys v0.49.0
 	modernc.org/libc v1.72.0
 	modernc.org/sqlite v1.49.1
+	rsc.io/qr v0.2.0
 )
 
 require (

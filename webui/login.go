@@ -3,6 +3,7 @@ package webui
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"strings"
 	"time"
@@ -105,11 +106,15 @@ type totpData struct {
 	Account   string
 	Enrol     bool            // the code step of an enrolment
 	Enrolment *auth.Enrolment // shown at the first step only
+	QR        template.HTML   // the enrolment's URI as an SVG QR code; see package qr
 }
 
 func (s *Server) renderTOTP(w http.ResponseWriter, r *http.Request, status int, pend *auth.Pending, enrol bool, fieldErr string) {
-	p := page{Title: "Authenticator code", Narrow: true, PreCSRF: s.preToken(w, r), fieldErrs: map[string]string{},
-		Data: totpData{Pending: pend.Token, Account: pend.Account, Enrolment: pend.Enrolment, Enrol: enrol || pend.Enrolment != nil}}
+	d := totpData{Pending: pend.Token, Account: pend.Account, Enrolment: pend.Enrolment, Enrol: enrol || pend.Enrolment != nil}
+	if pend.Enrolment != nil {
+		d.QR = s.qrCode(pend.Enrolment.URI)
+	}
+	p := page{Title: "Authenticator code", Narrow: true, PreCSRF: s.preToken(w, r), fieldErrs: map[string]string{}, Data: d}
 	if pend.Enrolment != nil {
 		p.Title = "Set up your authenticator"
 	}
@@ -138,6 +143,10 @@ func (s *Server) handleTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.cfg.Auth.CompleteTOTP(r.Context(), pendTok, code, clientAddr(r))
 	if err == nil {
+		if res.UsedRecoveryCode {
+			s.recordAudit(r, audit.Entry{Actor: res.Session.Account, Role: string(res.Session.Role), Action: "account.recovery.used",
+				Object: res.Session.Account, Summary: recoveryUsedSummary(res.RecoveryCodesLeft)})
+		}
 		s.startSession(w, r, *res.Session, res.RecoveryCodes)
 		return
 	}
