@@ -30,6 +30,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/firmware/policy"
+	"github.com/schoolgate/schoolgate/firmware/tlscert"
 )
 
 // Explainer judges a name for a client and says why. *policy.Engine is one.
@@ -94,6 +95,14 @@ type Config struct {
 	Exceptions *exceptions.Store
 	// Lists updates one list source now (the lists page's "update now"); the daemon is one.
 	Lists ListUpdater
+	// Versions lists the kept configuration versions for the system page; nil hides them.
+	Versions Versions
+	// Certificate is the web UI's certificate, shown and replaced on the system page; nil
+	// when the UI is plain HTTP.
+	Certificate *tlscert.Manager
+	// Restart restarts the daemon (the system page's "restart"); nil hides it. It is called
+	// after the answer has been sent.
+	Restart func()
 	// TLS, when set, serves HTTPS (the appliance's certificate); nil serves plain HTTP, as
 	// the demo does on loopback.
 	TLS *tls.Config

@@ -16,12 +16,12 @@ import (
 
 // TestRouteRoleTable tries every page route with no session and with every role.
 func TestRouteRoleTable(t *testing.T) {
-	e := newEnv(t)
+	e, _, _, _ := newSystemEnv(t) // every optional part configured, so every route is live
 	e.withAccounts()
 	accounts := map[auth.Role]string{auth.Technician: "tech", auth.DSL: "dsl1", auth.Teacher: "teach1", auth.Viewer: "view1"}
 	for _, rt := range e.srv.pageRoutes() {
 		method, path, _ := strings.Cut(rt.pattern, " ")
-		path = strings.NewReplacer("{$}", "", "{name}", "pupils", "{id}", "1").Replace(path)
+		path = strings.NewReplacer("{$}", "", "{name}", "pupils", "{id}", "1", "{n}", "1").Replace(path)
 		t.Run(rt.pattern+"/none", func(t *testing.T) {
 			resp, _ := e.browser().do(method, path, url.Values{})
 			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login" {

@@ -92,7 +92,10 @@ type env struct {
 	tech       auth.Session      // the technician's session made through the store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with the server's configuration changed by change before New.
+func newEnvWith(t *testing.T, change func(*Config)) *env {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
 	store, err := auth.New(auth.Config{
@@ -118,13 +121,17 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { xs.Close() })
 	e := &env{t: t, clk: clk, store: store, audit: trail, auditDir: auditDir, exceptions: xs, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
-	e.srv, err = New(Config{
+	cfg := Config{
 		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config, Exceptions: xs,
 		Status: func(context.Context) Status {
 			return Status{Components: []Component{{Name: "dns", State: "running", Detail: "listening on 127.0.0.1:5353"},
 				{Name: "lists", State: "degraded", Detail: "one list failed"}}}
 		},
-	})
+	}
+	if change != nil {
+		change(&cfg)
+	}
+	e.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,7 @@ type daemon struct {
 	background     sync.WaitGroup // the exceptions' expiry
 	stopBackground context.CancelFunc
 	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
+	restart        chan struct{} // the web UI asked for a restart
 
 	store  *config.Store // the configuration file and its kept versions
 	saveMu sync.Mutex    // one reload or save at a time
@@ -77,7 +78,7 @@ func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
 	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating data directory: %w", err)
 	}
-	d := &daemon{opts: o, logger: logger, expiryKick: make(chan struct{}, 1), base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
+	d := &daemon{opts: o, logger: logger, expiryKick: make(chan struct{}, 1), restart: make(chan struct{}, 1), base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
 	d.store, err = config.NewStore(o.configFile(), filepath.Join(o.dataDir, "config-versions"), 0)
 	if err != nil {
 		return nil, err
@@ -176,6 +177,7 @@ func (d *daemon) start(ctx context.Context) error {
 	d.http, err = webui.New(webui.Config{TLS: tc,
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
+		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart,
 	})
 	if err != nil {
 		return err
@@ -339,6 +341,7 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		{Name: "dns", State: "running", Detail: dnsDetail},
 		{Name: "eventlog", State: eventState, Detail: eventDetail},
 		{Name: "http", State: "running", Detail: d.httpDetail()},
+		clockComponent(),
 	}
 	switch {
 	case d.block != nil:
@@ -547,4 +550,12 @@ func (d *daemon) UpdateList(ctx context.Context, name string) error {
 	m := d.lists
 	d.mu.Unlock()
 	return m.Update(ctx, name)
+}
+
+// requestRestart asks the main loop to close everything and start again.
+func (d *daemon) requestRestart() {
+	select {
+	case d.restart <- struct{}{}:
+	default:
+	}
 }

@@ -16,13 +16,27 @@ import (
 	"syscall"
 )
 
+// errRestart is what run returns when the web UI asked for a restart.
+var errRestart = errors.New("restart")
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, errRestart) {
+		// Everything is closed: start again in this process, with the same arguments, so a
+		// service manager sees the same daemon and the pinned packet path is taken over.
+		self, serr := os.Executable()
+		if serr == nil {
+			serr = syscall.Exec(self, os.Args, os.Environ())
+		}
+		fmt.Fprintln(os.Stderr, "schoolgated: restarting:", serr)
+		os.Exit(1)
+	}
+	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "schoolgated:", err)
 		}
@@ -113,6 +127,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		case <-ctx.Done():
 			logger.Info("stopping")
 			return d.close()
+		case <-d.restart:
+			logger.Info("restarting")
+			if err := d.close(); err != nil {
+				return err
+			}
+			return errRestart
 		case <-hup:
 			if err := d.reload(ctx); err != nil {
 				logger.Error("reload refused; the running configuration stays", "err", err)
