@@ -24,7 +24,7 @@ func parsePages(a *assets) (map[string]*template.Template, error) {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}
 	pages := make(map[string]*template.Template, len(pageFiles))
-	for _, name := range slices.Concat(pageFiles, accountPageFiles, logPageFiles, networkPageFiles, systemPageFiles) {
+	for _, name := range slices.Concat(pageFiles, accountPageFiles, logPageFiles, networkPageFiles, systemPageFiles, devicePageFiles) {
 		t, err := template.Must(base.Clone()).ParseFS(templateFiles, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing page %s: %w", name, err)
@@ -64,6 +64,7 @@ var navigation = []struct {
 	{"/logs", "Logs", auth.LogsRead},
 	{"/exceptions", "Exceptions", auth.ExceptionReadOwn},
 	{"/profiles", "Profiles", auth.PolicyRead},
+	{"/devices", "Devices", auth.DevicesRead},
 	{"/segments", "Segments", auth.PolicyRead},
 	{"/lists", "Lists", auth.PolicyRead},
 	{"/audit", "Audit trail", auth.AuditRead},

@@ -182,7 +182,7 @@ func (s *Server) routes() http.Handler {
 
 // pageRoutes are the routes that need a session, each with the one permission it needs.
 func (s *Server) pageRoutes() []route {
-	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), s.logRoutes(), s.networkRoutes(), s.systemRoutes(), []route{
+	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), s.logRoutes(), s.networkRoutes(), s.systemRoutes(), s.deviceRoutes(), []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
 		{"GET /audit", auth.AuditRead, s.handleAudit},
