@@ -21,6 +21,7 @@ type Config struct {
 	Profiles   []Profile   `yaml:"profiles,omitempty"`
 	Lists      []List      `yaml:"lists,omitempty"`
 	Exceptions []Exception `yaml:"exceptions,omitempty"`
+	Schedules  []Schedule  `yaml:"schedules,omitempty"`
 	Retention  Retention   `yaml:"retention,omitempty"`
 
 	// lines maps field paths to the lines they were read from, for error messages; nil
@@ -134,6 +135,37 @@ type Profile struct {
 	QUIC string `yaml:"quic,omitempty"`
 	// NoSNI is what TLS without a readable name gets: "block" or "allow". Default "block".
 	NoSNI string `yaml:"no_sni,omitempty"`
+	// ScheduledBlocks block more categories only while a schedule is on, e.g. social
+	// networks for pupils in school hours.
+	ScheduledBlocks []ScheduledBlock `yaml:"scheduled_blocks,omitempty"`
+}
+
+// ScheduledBlock blocks categories while a schedule is on.
+type ScheduledBlock struct {
+	Schedule   string        `yaml:"schedule,omitempty"`
+	Categories []category.ID `yaml:"categories,omitempty"`
+}
+
+// Schedule is a named set of times in the appliance's time zone: days of the week, a time of
+// day, the term dates it applies in and the days the school is closed.
+type Schedule struct {
+	Name string `yaml:"name,omitempty"`
+	// Days are "mon" … "sun". Default: mon to fri.
+	Days []string `yaml:"days,omitempty"`
+	// From and To are "HH:MM"; To may be "24:00". A From after To runs over midnight.
+	// Default: the whole day.
+	From string `yaml:"from,omitempty"`
+	To   string `yaml:"to,omitempty"`
+	// Terms, when given, are the only dates the schedule is on (inclusive ranges).
+	Terms []DateRange `yaml:"terms,omitempty"`
+	// Closed are dates it is off although they fall in a term (bank holidays, INSET days).
+	Closed []DateRange `yaml:"closed,omitempty"`
+}
+
+// DateRange is an inclusive range of dates, "2026-09-03".
+type DateRange struct {
+	From string `yaml:"from,omitempty"`
+	To   string `yaml:"to,omitempty"` // default: From (one day)
 }
 
 // Bypass holds a profile's defences against getting round the filter.

@@ -116,6 +116,11 @@ func (c *Config) ApplyDefaults() {
 	if c.DNS.BlockTTL == 0 {
 		c.DNS.BlockTTL = Duration(60 * time.Second)
 	}
+	for i := range c.Schedules {
+		if c.Schedules[i].Days == nil {
+			c.Schedules[i].Days = []string{"mon", "tue", "wed", "thu", "fri"}
+		}
+	}
 	setDefault(&c.HTTP.Listen, "127.0.0.1:8080")
 	if c.HTTP.TLS == nil {
 		on := c.Appliance.WAN != ""

@@ -114,6 +114,7 @@ func (c *Config) Validate() error {
 	v.devices()
 	v.lists()
 	v.exceptions()
+	v.schedules()
 	v.positive("retention.events", c.Retention.Events)
 	if len(v.errs) == 0 {
 		return nil
@@ -346,6 +347,25 @@ func (v *validator) profiles() {
 				continue
 			}
 			v.unique(cats, cp, "category", string(id))
+		}
+		for j, sb := range p.ScheduledBlocks {
+			sp := fmt.Sprintf("%s.scheduled_blocks[%d]", path, j)
+			if !slices.ContainsFunc(v.c.Schedules, func(s Schedule) bool { return s.Name == sb.Schedule }) {
+				var names []string
+				for _, s := range v.c.Schedules {
+					names = append(names, s.Name)
+				}
+				v.add(sp+".schedule", "unknown schedule %q; schedules: %s", sb.Schedule, listOrNone(names))
+			}
+			scats := seen{}
+			for k, id := range sb.Categories {
+				cp := fmt.Sprintf("%s.categories[%d]", sp, k)
+				if !category.Valid(id) {
+					v.add(cp, "unknown category %q; known: %s", id, strings.Join(category.IDs(), ", "))
+					continue
+				}
+				v.unique(scats, cp, "category", string(id))
+			}
 		}
 		v.domains(path+".allow", p.Allow)
 		v.domains(path+".block", p.Block)
@@ -676,6 +696,87 @@ func (v *validator) exceptions() {
 		}
 		if e.Expires.IsZero() {
 			v.add(path+".expires", "is required: exceptions are time-limited")
+		}
+	}
+}
+
+// Weekdays are the names schedules use for days, Sunday first as in time.Weekday.
+var Weekdays = []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// ParseClock reads "HH:MM" (00:00 to 24:00) as minutes after midnight.
+func ParseClock(s string) (int, error) {
+	if len(s) != 5 || s[2] != ':' {
+		return 0, fmt.Errorf("%q is not a time like 08:30", s)
+	}
+	h, err1 := strconv.Atoi(s[:2])
+	m, err2 := strconv.Atoi(s[3:])
+	if err1 != nil || err2 != nil || h < 0 || m < 0 || m > 59 || h > 24 || (h == 24 && m != 0) {
+		return 0, fmt.Errorf("%q is not a time like 08:30", s)
+	}
+	return h*60 + m, nil
+}
+
+// ParseDate reads "2026-09-03".
+func ParseDate(s string) (time.Time, error) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a date like 2026-09-03", s)
+	}
+	return t, nil
+}
+
+func (v *validator) schedules() {
+	names := seen{}
+	for i, sc := range v.c.Schedules {
+		path := fmt.Sprintf("schedules[%d]", i)
+		if sc.Name == "" {
+			v.add(path+".name", "is required")
+		}
+		v.unique(names, path+".name", "schedule", sc.Name)
+		days := seen{}
+		for j, d := range sc.Days {
+			dp := fmt.Sprintf("%s.days[%d]", path, j)
+			if !slices.Contains(Weekdays, d) {
+				v.add(dp, "unknown day %q; days: %s", d, strings.Join(Weekdays, ", "))
+				continue
+			}
+			v.unique(days, dp, "day", d)
+		}
+		from, to := 0, 24*60
+		var err error
+		if sc.From != "" {
+			if from, err = ParseClock(sc.From); err != nil {
+				v.add(path+".from", "%v", err)
+			}
+		}
+		if sc.To != "" {
+			if to, err = ParseClock(sc.To); err != nil {
+				v.add(path+".to", "%v", err)
+			}
+		}
+		if err == nil && from == to && sc.From != "" {
+			v.add(path+".to", "is the same as from: the schedule would never be on")
+		}
+		for _, r := range []struct {
+			field  string
+			ranges []DateRange
+		}{{"terms", sc.Terms}, {"closed", sc.Closed}} {
+			for j, dr := range r.ranges {
+				rp := fmt.Sprintf("%s.%s[%d]", path, r.field, j)
+				f, err := ParseDate(dr.From)
+				if err != nil {
+					v.add(rp+".from", "%v", err)
+					continue
+				}
+				if dr.To != "" {
+					t, err := ParseDate(dr.To)
+					if err != nil {
+						v.add(rp+".to", "%v", err)
+					} else if t.Before(f) {
+						v.add(rp+".to", "%s is before from %s", dr.To, dr.From)
+					}
+				}
+			}
 		}
 	}
 }

@@ -81,6 +81,9 @@ type Decision struct {
 	Rule     string // the matching entry: a listed domain, exception ID, canary or engine name
 	Rewrite  string // CNAME target for Rewrite
 	Reason   string // for exceptions: the recorded reason
+	// Schedule names the schedule under which the profile blocks the category now; "" when
+	// it is blocked at all times.
+	Schedule string
 }
 
 // ProfileName returns the deciding profile's name, or "".
@@ -230,7 +233,11 @@ func (e *Engine) decide(r Request) Decision {
 		d.List = "custom block"
 		return d
 	}
-	if blockedBy(s, p, &d) {
+	now := e.now()
+	if blockedBy(s, p, &d, p.blockedAt(now)) {
+		if d.Schedule = p.scheduleBlocking(d.Category, now); d.Schedule != "" {
+			d.Rule += " (schedule " + d.Schedule + ")"
+		}
 		return d
 	}
 	if p.UnsafeEngines {
@@ -259,14 +266,14 @@ func safeSearch(d Decision) Decision {
 
 // blockedBy walks the listed suffixes of d.Name, longest first, and blocks on the first whose
 // categories the profile blocks. It also fills the category of allowed names.
-func blockedBy(s *Snapshot, p *Profile, d *Decision) bool {
+func blockedBy(s *Snapshot, p *Profile, d *Decision, blockedCats category.Set) bool {
 	blocked := false
 	s.catalog.Domains.Match(d.Name, func(suffix string, v uint32) bool {
 		if int(v) >= len(s.catalog.Tags) {
 			return true
 		}
 		tag := s.catalog.Tags[v]
-		if hit := tag.Categories & p.Blocked; hit != 0 {
+		if hit := tag.Categories & blockedCats; hit != 0 {
 			d.Action, d.Tier, d.Rule = Block, TierProfile, suffix
 			d.Category, d.List = hit.First(), firstList(tag.Lists)
 			blocked = true
@@ -408,6 +415,10 @@ func steps(d Decision, client netip.Addr) []string {
 		add("%q is on profile %q's allow list (entry %q)", d.Name, p.Name, d.Rule)
 	case d.List == "custom block":
 		add("%q is on profile %q's block list (entry %q)", d.Name, p.Name, d.Rule)
+		return out
+	case d.Action == Block && d.Tier == TierProfile && d.Schedule != "":
+		add("%q is listed in category %q by list %q (entry %q), which profile %q blocks while schedule %q is on, as it is now",
+			d.Name, d.Category, d.List, strings.TrimSuffix(d.Rule, " (schedule "+d.Schedule+")"), p.Name, d.Schedule)
 		return out
 	case d.Action == Block && d.Tier == TierProfile:
 		add("%q is listed in category %q by list %q (entry %q), which profile %q blocks", d.Name, d.Category, d.List, d.Rule, p.Name)

@@ -55,6 +55,7 @@ type Profile struct {
 	BlockPageIPv6 netip.Addr
 	Config        config.Profile
 	allow, block  *lists.Set
+	profileSchedules
 }
 
 type exception struct {
@@ -75,10 +76,32 @@ func Compile(cfg *config.Config, cat *lists.Catalog) (*Snapshot, error) {
 		devices:  make(map[string]config.Device, len(cfg.Devices)),
 		catalog:  cat,
 	}
+	loc, err := time.LoadLocation(cfg.Appliance.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("appliance.timezone: %w", err)
+	}
+	schedules := map[string]*schedule{}
+	for _, sc := range cfg.Schedules {
+		if schedules[sc.Name], err = compileSchedule(sc); err != nil {
+			return nil, err
+		}
+	}
 	for _, p := range cfg.Profiles {
 		cp, err := compileProfile(p)
 		if err != nil {
 			return nil, fmt.Errorf("compiling profile %q: %w", p.Name, err)
+		}
+		cp.loc = loc
+		for _, sb := range p.ScheduledBlocks {
+			sc, ok := schedules[sb.Schedule]
+			if !ok {
+				return nil, fmt.Errorf("profile %q: unknown schedule %q", p.Name, sb.Schedule)
+			}
+			cats, err := category.SetOf(sb.Categories...)
+			if err != nil {
+				return nil, fmt.Errorf("profile %q: %w", p.Name, err)
+			}
+			cp.scheduled = append(cp.scheduled, scheduledBlock{sched: sc, cats: cats})
 		}
 		cp.BlockTTL = time.Duration(cfg.DNS.BlockTTL)
 		cp.BlockPageIPv4, cp.BlockPageIPv6 = cfg.DNS.BlockPageIPv4, cfg.DNS.BlockPageIPv6
