@@ -13,13 +13,13 @@ import (
 
 // pageFiles are the templates that are whole pages; each is parsed with layout.html (and
 // the shared partials) into a set of its own, so that every page can define "content".
-var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard", "profiles", "profile", "audit", "exceptions"}
+var pageFiles = []string{"login", "totp", "recovery", "setup", "message", "dashboard", "profiles", "profile", "audit", "exceptions", "schedules"}
 
 // shared are parsed into every page's set.
 var sharedFiles = []string{"templates/layout.html", "templates/components.html"}
 
 func parsePages(a *assets) (map[string]*template.Template, error) {
-	base, err := template.New("").Funcs(template.FuncMap{"asset": a.url, "selectOf": selectOf}).ParseFS(templateFiles, sharedFiles...)
+	base, err := template.New("").Funcs(template.FuncMap{"asset": a.url, "selectOf": selectOf, "contains": strings.Contains}).ParseFS(templateFiles, sharedFiles...)
 	if err != nil {
 		return nil, fmt.Errorf("parsing layout: %w", err)
 	}

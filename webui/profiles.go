@@ -203,14 +203,22 @@ func checkReason(reason string) string {
 	return ""
 }
 
-// formField maps a configuration field path ("profiles[1].allow[3]") to the name of the
-// form field that edits it ("allow"), so that the error shows next to it.
+// formField maps a configuration field path to the name of the form field that edits it,
+// so that the error shows next to it: the item of the top-level list is dropped, then the
+// first list below it names the field ("profiles[1].allow[3]" → "allow",
+// "profiles[0].bypass.vpn_ports[1]" → "vpn_ports", "schedules[2].terms[0].to" → "terms"),
+// or else the last name ("schedules[2].from" → "from").
 func formField(path string) string {
-	last := path[strings.LastIndex(path, ".")+1:]
-	if i := strings.IndexByte(last, '['); i >= 0 {
-		last = last[:i]
+	if i := strings.Index(path, "]."); i >= 0 {
+		path = path[i+2:]
 	}
-	return last
+	parts := strings.Split(path, ".")
+	for _, p := range parts {
+		if i := strings.IndexByte(p, '['); i >= 0 {
+			return p[:i]
+		}
+	}
+	return parts[len(parts)-1]
 }
 
 // profileData is what profile.html shows and edits.
@@ -221,6 +229,19 @@ type profileData struct {
 	Saved        string
 	Blocked      []category.Info
 	AddressLists []addressList
+	Schedules    []profileSchedule
+}
+
+// profileSchedule is one schedule's checkboxes on the profile page.
+type profileSchedule struct {
+	Name, Summary string
+	Cats          []scheduleCat
+}
+
+type scheduleCat struct {
+	ID              category.ID
+	Name            string
+	Checked, Always bool
 }
 
 type addressList struct {
@@ -256,7 +277,38 @@ func profileFormData(cfg *config.Config, p config.Profile) profileData {
 			d.AddressLists = append(d.AddressLists, addressList{Name: l.Name, Checked: slices.Contains(p.Bypass.AddressLists, l.Name)})
 		}
 	}
+	for _, sc := range cfg.Schedules {
+		ps := profileSchedule{Name: sc.Name, Summary: scheduleSummary(sc)}
+		var on []category.ID
+		for _, sb := range p.ScheduledBlocks {
+			if sb.Schedule == sc.Name {
+				on = append(on, sb.Categories...)
+			}
+		}
+		for _, info := range category.All() {
+			ps.Cats = append(ps.Cats, scheduleCat{ID: info.ID, Name: info.Name, Checked: slices.Contains(on, info.ID),
+				Always: slices.Contains(p.BlockCategories, info.ID)})
+		}
+		d.Schedules = append(d.Schedules, ps)
+	}
 	return d
+}
+
+// readScheduledBlocks reads the profile page's schedule checkboxes ("sched:<schedule>").
+func readScheduledBlocks(cfg *config.Config, form map[string][]string) []config.ScheduledBlock {
+	var out []config.ScheduledBlock
+	for _, sc := range cfg.Schedules {
+		var cats []category.ID
+		for _, info := range category.All() {
+			if slices.Contains(form["sched:"+sc.Name], string(info.ID)) {
+				cats = append(cats, info.ID)
+			}
+		}
+		if len(cats) > 0 {
+			out = append(out, config.ScheduledBlock{Schedule: sc.Name, Categories: cats})
+		}
+	}
+	return out
 }
 
 // profileForm is a profile as the form's field values.
@@ -309,6 +361,7 @@ func (s *Server) handleProfileSave(w http.ResponseWriter, r *http.Request) {
 	flag := func(k string) *bool { b := f.Get(k) == "on"; return &b }
 	p.Bypass.Canaries, p.Bypass.StripECH, p.Bypass.BlockDoT = flag("canaries"), flag("strip_ech"), flag("block_dot")
 	p.Bypass.VPNPorts = strings.Fields(strings.ReplaceAll(f.Get("vpn_ports"), ",", " "))
+	p.ScheduledBlocks = readScheduledBlocks(cfg, f)
 	p.Bypass.AddressLists = nil
 	for _, l := range cfg.Lists {
 		if l.Format == config.FormatIPs && slices.Contains(f["address_lists"], l.Name) {
@@ -353,6 +406,11 @@ func profileChanges(a, b config.Profile) []string {
 	}
 	if !slices.Equal(a.Bypass.AddressLists, b.Bypass.AddressLists) {
 		out = append(out, "address lists")
+	}
+	if !slices.EqualFunc(a.ScheduledBlocks, b.ScheduledBlocks, func(x, y config.ScheduledBlock) bool {
+		return x.Schedule == y.Schedule && slices.Equal(x.Categories, y.Categories)
+	}) {
+		out = append(out, "scheduled blocks")
 	}
 	return out
 }

@@ -189,6 +189,8 @@ func (s *Server) pageRoutes() []route {
 		{"GET /audit/export", auth.AuditRead, s.handleAuditExport},
 		{"GET /profiles", auth.PolicyRead, s.handleProfiles},
 		{"POST /profiles", auth.PolicyEdit, s.handleProfilesSave},
+		{"GET /schedules", auth.PolicyRead, s.handleSchedules},
+		{"POST /schedules/{name}", auth.PolicyEdit, s.handleScheduleSave},
 		{"GET /profiles/{name}", auth.PolicyRead, s.handleProfile},
 		{"POST /profiles/{name}", auth.PolicyEdit, s.handleProfileSave},
 		{"POST /logout", auth.OwnAccount, s.handleLogout},

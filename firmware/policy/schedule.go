@@ -142,3 +142,13 @@ type profileSchedules struct {
 	scheduled []scheduledBlock
 	cache     atomic.Pointer[blockCache]
 }
+
+// ScheduleOn reports whether a schedule is on at t (in the appliance's zone), as the engine
+// judges it; the web UI shows it.
+func ScheduleOn(sc config.Schedule, t time.Time) (bool, error) {
+	s, err := compileSchedule(sc)
+	if err != nil {
+		return false, err
+	}
+	return s.on(t), nil
+}
