@@ -156,8 +156,7 @@ func (s *Server) handleScheduleSave(w http.ResponseWriter, r *http.Request) {
 		cfg.Schedules = append(cfg.Schedules, sc)
 		summary = "schedule " + sc.Name + " added: " + scheduleSummary(sc)
 	case i < 0:
-		s.renderMessage(w, r, http.StatusNotFound, "No such schedule", "There is no schedule called "+target+".")
-		return
+		p.Error = "There is no schedule called " + target + ": someone may have removed it. Nothing was saved."
 	case f.Get("delete") != "":
 		for _, pr := range cfg.Profiles {
 			if slices.ContainsFunc(pr.ScheduledBlocks, func(b config.ScheduledBlock) bool { return b.Schedule == target }) {
