@@ -342,3 +342,9 @@ func cut(s string, max int) string {
 	}
 	return s[:n] + mark
 }
+
+// Snapshot writes a consistent copy of the database to path, for a backup, while it stays
+// in use.
+func (l *Log) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, l.cfg.Path, path)
+}

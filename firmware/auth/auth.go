@@ -436,3 +436,9 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMS(v int64) time.Time { return time.UnixMilli(v) }
+
+// Snapshot writes a consistent copy of the database to path, for a backup, while it stays
+// in use.
+func (s *Store) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, s.cfg.Path, path)
+}

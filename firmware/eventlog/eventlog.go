@@ -310,3 +310,9 @@ func (l *Log) setFlushed(t time.Time, err error) {
 	}
 	l.lastFlush = t
 }
+
+// Snapshot writes a consistent copy of the database to path, for a backup, while it stays
+// in use.
+func (l *Log) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, l.cfg.Path, path)
+}

@@ -60,6 +60,7 @@
 package exceptions
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -276,4 +277,10 @@ func (s *Store) changed() {
 	if s.cfg.OnChange != nil {
 		s.cfg.OnChange()
 	}
+}
+
+// Snapshot writes a consistent copy of the database to path, for a backup, while it stays
+// in use.
+func (s *Store) Snapshot(ctx context.Context, path string) error {
+	return sqlitedb.Snapshot(ctx, s.cfg.Path, path)
 }

@@ -5,6 +5,7 @@
 package sqlitedb
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -78,4 +79,20 @@ func migrateOne(db *sql.DB, stmts string, to int) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// Snapshot writes a consistent copy of the database file src to dst (which must not exist)
+// while it stays in use. It reads through a connection of its own, so the owner's writer is
+// not held up, and SQLite's VACUUM INTO reads one snapshot of the file (WAL readers run
+// beside the writer), so the copy holds either all of a transaction or none of it.
+func Snapshot(ctx context.Context, src, dst string) error {
+	db, err := sql.Open("sqlite", "file:"+src+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return nil
 }
