@@ -24,6 +24,8 @@ var auditActions = []struct{ Value, Label string }{
 	{"account.", "accounts"},
 	{"list.", "lists"},
 	{"audit.", "audit trail"},
+	{"logs.", "log downloads"},
+	{"system.", "backups, restores, restarts, certificate"},
 	{"daemon.", "start and stop"},
 }
 
