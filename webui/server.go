@@ -100,6 +100,8 @@ type Config struct {
 	// Certificate is the web UI's certificate, shown and replaced on the system page; nil
 	// when the UI is plain HTTP.
 	Certificate *tlscert.Manager
+	// Backup makes and restores backups on the system page; nil hides them.
+	Backup Backuper
 	// Restart restarts the daemon (the system page's "restart"); nil hides it. It is called
 	// after the answer has been sent.
 	Restart func()

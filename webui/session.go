@@ -29,6 +29,11 @@ const (
 	maxFormBytes = 64 << 10
 )
 
+// bodyLimits are the routes whose forms may be larger than maxFormBytes: uploads.
+var bodyLimits = map[string]int64{
+	"POST /system/restore": 2 << 30,
+}
+
 type sessionKey struct{}
 
 // sessionFrom returns the session require put in the request's context, or nil.
@@ -105,7 +110,11 @@ func (s *Server) require(perm auth.Permission, h http.HandlerFunc) http.HandlerF
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			limit := int64(maxFormBytes)
+			if l, ok := bodyLimits[r.Pattern]; ok {
+				limit = l
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			tok := r.Header.Get(csrfHeader)
 			if tok == "" {
 				tok = r.PostFormValue(csrfField)

@@ -35,6 +35,8 @@ func (s *Server) systemRoutes() []route {
 		{"POST /system/certificate", auth.SystemManage, s.handleCertificate},
 		{"POST /system/certificate/regenerate", auth.SystemManage, s.handleRegenerate},
 		{"POST /system/restart", auth.SystemManage, s.handleRestart},
+		{"POST /system/backup", auth.SystemManage, s.handleBackup},
+		{"POST /system/restore", auth.SystemManage, s.handleRestore},
 	}
 }
 
@@ -51,6 +53,7 @@ type systemData struct {
 	Restarting  bool
 	Done        string
 	CanRestart  bool
+	CanBackup   bool
 	Status      Status
 	VersionsErr string
 }
@@ -59,7 +62,7 @@ func (s *Server) systemData(r *http.Request) systemData {
 	loc := s.location()
 	now := time.Now()
 	d := systemData{Now: now.In(loc).Format("Monday 2 January 2006, 15:04:05 MST"), UTC: now.UTC().Format(time.RFC3339),
-		Zone: loc.String(), CanRestart: s.cfg.Restart != nil}
+		Zone: loc.String(), CanRestart: s.cfg.Restart != nil, CanBackup: s.cfg.Backup != nil}
 	if s.cfg.Versions != nil {
 		vs, err := s.cfg.Versions.Versions()
 		if err != nil {
@@ -90,6 +93,7 @@ func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
 		"certificate": "The new certificate is in use. Browsers will show its details from the next connection.",
 		"regenerated": "A new self-signed certificate is in use. Check its fingerprint below when the browser warns.",
 		"restart":     "schoolgate is restarting. This page will work again in a few seconds.",
+		"restore":     "The backup was checked and is being restored: schoolgate restarts to apply it. The files it replaced are kept in the data directory.",
 	}[r.URL.Query().Get("done")]
 	s.render(w, r, http.StatusOK, "system", page{Title: "System", Data: d, fieldErrs: map[string]string{}, Form: map[string]string{}})
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/auth"
+	"github.com/schoolgate/schoolgate/firmware/backup"
 	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
 	"github.com/schoolgate/schoolgate/firmware/dnssvc"
@@ -54,8 +55,9 @@ type daemon struct {
 
 	background     sync.WaitGroup // the exceptions' expiry
 	stopBackground context.CancelFunc
-	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
-	restart        chan struct{} // the web UI asked for a restart
+	expiryKick     chan struct{}    // wakes the expiry loop when exceptions change
+	restart        chan struct{}    // the web UI asked for a restart
+	restored       *backup.Manifest // the backup applied at this start, if any
 
 	store  *config.Store // the configuration file and its kept versions
 	saveMu sync.Mutex    // one reload or save at a time
@@ -71,14 +73,18 @@ type daemon struct {
 }
 
 func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
+	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating data directory: %w", err)
+	}
+	restored, err := applyPendingRestore(o, logger)
+	if err != nil {
+		return nil, fmt.Errorf("applying the restored backup: %w", err)
+	}
 	cs, err := loadConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(o.dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating data directory: %w", err)
-	}
-	d := &daemon{opts: o, logger: logger, expiryKick: make(chan struct{}, 1), restart: make(chan struct{}, 1), base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
+	d := &daemon{opts: o, logger: logger, restored: restored, expiryKick: make(chan struct{}, 1), restart: make(chan struct{}, 1), base: cs.base, cfg: cs.cfg, fsys: cs.fsys, source: cs.source, loaded: time.Now()}
 	d.store, err = config.NewStore(o.configFile(), filepath.Join(o.dataDir, "config-versions"), 0)
 	if err != nil {
 		return nil, err
@@ -127,6 +133,11 @@ func (d *daemon) start(ctx context.Context) error {
 	}
 	d.record(ctx, audit.Entry{Action: "daemon.start", Object: d.source,
 		Summary: fmt.Sprintf("schoolgate %s started with the configuration %s", version, d.source)})
+	if m := d.restored; m != nil {
+		d.record(ctx, audit.Entry{Action: "system.restore.applied", Object: "backup",
+			Summary: fmt.Sprintf("restored the backup of %s made on %s by schoolgate %s (%d files)",
+				m.Appliance, m.Created.Format("2 Jan 2006 15:04 MST"), m.FirmwareVersion, len(m.Files))})
+	}
 	d.recordConfig(ctx, cfg, audit.Entry{Action: "config.change", Summary: "the configuration changed while schoolgate was not running"})
 
 	d.exceptions, err = exceptions.New(exceptions.Config{Path: filepath.Join(d.opts.dataDir, exceptions.FileName),
@@ -177,7 +188,7 @@ func (d *daemon) start(ctx context.Context) error {
 	d.http, err = webui.New(webui.Config{TLS: tc,
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
-		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart,
+		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart, Backup: d,
 	})
 	if err != nil {
 		return err

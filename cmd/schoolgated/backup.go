@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/backup"
+	"github.com/schoolgate/schoolgate/firmware/config"
+)
+
+// Backup and restore of the configuration and state.
+//
+// A backup holds the configuration file and its kept versions, consistent copies of the
+// accounts, audit trail and exceptions databases (and, if asked, the event log), and the web
+// UI's certificate, encrypted with a passphrase (firmware/backup). A restore is checked in full
+// and staged in DATA-DIR/restore-pending; the daemon then restarts, and before it opens
+// anything it moves the files it would replace to DATA-DIR/before-restore-<time> and the
+// staged ones into place. Nothing is half-restored: a bad file or a wrong passphrase changes
+// nothing, and the files replaced are kept.
+
+const (
+	restorePending = "restore-pending"
+	restoreInfo    = "restored-from.json" // written when a restore is applied, read at start
+)
+
+// stateDBs are the databases a backup holds, in the data directory.
+var stateDBs = []string{"auth.db", "audit.db", "exceptions.db"}
+
+// backupTargets maps names inside a backup to where they live.
+func (o options) backupTargets(name string) (string, bool) {
+	switch {
+	case name == "config/config.yaml":
+		return o.configFile(), true
+	case strings.HasPrefix(name, "config/versions/") && !strings.Contains(name[len("config/versions/"):], "/"):
+		return filepath.Join(o.dataDir, "config-versions", filepath.Base(name)), true
+	case strings.HasPrefix(name, "state/") && (slices.Contains(stateDBs, filepath.Base(name)) || filepath.Base(name) == "events.db"):
+		return filepath.Join(o.dataDir, filepath.Base(name)), true
+	case name == "tls/web.crt" || name == "tls/web.key":
+		return filepath.Join(o.dataDir, name), true
+	}
+	return "", false
+}
+
+// Backup writes an encrypted backup to w. withEvents adds the event log, which can be large.
+func (d *daemon) Backup(ctx context.Context, w io.Writer, passphrase string, withEvents bool) error {
+	tmp, err := os.MkdirTemp(d.opts.dataDir, ".backup-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	files := []backup.File{{Name: "config/config.yaml", Path: d.store.Path()}}
+	vs, err := d.store.Versions()
+	if err != nil {
+		return err
+	}
+	for _, v := range vs {
+		name := fmt.Sprintf("%06d.yaml", v.Number)
+		files = append(files, backup.File{Name: "config/versions/" + name, Path: filepath.Join(d.opts.dataDir, "config-versions", name)})
+	}
+	type snapshotter interface {
+		Snapshot(context.Context, string) error
+	}
+	dbs := []struct {
+		name string
+		s    snapshotter
+	}{{"auth.db", d.auth}, {"audit.db", d.audit}, {"exceptions.db", d.exceptions}}
+	if withEvents {
+		dbs = append(dbs, struct {
+			name string
+			s    snapshotter
+		}{"events.db", d.events})
+	}
+	for _, db := range dbs {
+		p := filepath.Join(tmp, db.name)
+		if err := db.s.Snapshot(ctx, p); err != nil {
+			return err
+		}
+		files = append(files, backup.File{Name: "state/" + db.name, Path: p})
+	}
+	for _, f := range []string{"web.crt", "web.key"} {
+		p := filepath.Join(d.opts.dataDir, "tls", f)
+		if _, err := os.Stat(p); err == nil {
+			files = append(files, backup.File{Name: "tls/" + f, Path: p})
+		}
+	}
+	d.mu.Lock()
+	name := d.cfg.Appliance.Name
+	d.mu.Unlock()
+	return backup.Write(w, passphrase, backup.Manifest{Appliance: name, FirmwareVersion: version}, files)
+}
+
+// Restore checks a backup and stages it; it is applied at the next start (the caller
+// restarts). It returns the backup's manifest.
+func (d *daemon) Restore(ctx context.Context, r io.Reader, passphrase string) (backup.Manifest, error) {
+	staging, err := os.MkdirTemp(d.opts.dataDir, ".restore-")
+	if err != nil {
+		return backup.Manifest{}, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			os.RemoveAll(staging)
+		}
+	}()
+	m, err := backup.Read(r, passphrase, staging, backup.Limits{})
+	if err != nil {
+		return m, err
+	}
+	if !slices.ContainsFunc(m.Files, func(f backup.FileInfo) bool { return f.Name == "config/config.yaml" }) {
+		return m, errors.New("the backup holds no configuration")
+	}
+	for _, f := range m.Files {
+		if _, known := d.opts.backupTargets(f.Name); !known {
+			return m, fmt.Errorf("the backup holds %q, which this version of schoolgate does not know where to put", f.Name)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(staging, "config", "config.yaml"))
+	if err != nil {
+		return m, err
+	}
+	if _, err := config.Load(raw); err != nil {
+		return m, fmt.Errorf("the backup's configuration is not valid for this version of schoolgate:\n%w", err)
+	}
+	info, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(staging, restoreInfo), info, 0o600); err != nil {
+		return m, err
+	}
+	pending := filepath.Join(d.opts.dataDir, restorePending)
+	if err := os.RemoveAll(pending); err != nil {
+		return m, err
+	}
+	if err := os.Rename(staging, pending); err != nil {
+		return m, err
+	}
+	ok = true
+	return m, nil
+}
+
+// applyPendingRestore moves a staged restore into place before the daemon opens anything.
+// The files it replaces (and their SQLite journals) go to before-restore-<time>.
+func applyPendingRestore(o options, logger *slog.Logger) (*backup.Manifest, error) {
+	pending := filepath.Join(o.dataDir, restorePending)
+	raw, err := os.ReadFile(filepath.Join(pending, restoreInfo))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m backup.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("reading the pending restore: %w", err)
+	}
+	aside := filepath.Join(o.dataDir, "before-restore-"+time.Now().UTC().Format("20060102-150405"))
+	move := func(from, to string) error {
+		if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
+			return err
+		}
+		return os.Rename(from, to)
+	}
+	// The whole set is replaced: versions and databases the backup does not hold go aside
+	// too, so the restored state is exactly the backup's.
+	var current []string
+	current = append(current, o.configFile(), filepath.Join(o.dataDir, "config-versions"), filepath.Join(o.dataDir, "tls"))
+	for _, db := range append(slices.Clone(stateDBs), "events.db") {
+		if slices.ContainsFunc(m.Files, func(f backup.FileInfo) bool { return f.Name == "state/"+db }) {
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				current = append(current, filepath.Join(o.dataDir, db+suffix))
+			}
+		}
+	}
+	for _, p := range current {
+		if _, err := os.Lstat(p); err == nil {
+			if err := move(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+				return nil, fmt.Errorf("moving %s aside: %w", p, err)
+			}
+		}
+	}
+	for _, f := range m.Files {
+		to, _ := o.backupTargets(f.Name)
+		if err := move(filepath.Join(pending, filepath.FromSlash(f.Name)), to); err != nil {
+			return nil, fmt.Errorf("restoring %s: %w", f.Name, err)
+		}
+	}
+	if err := os.RemoveAll(pending); err != nil {
+		return nil, err
+	}
+	logger.Warn("restored a backup", "made", m.Created, "appliance", m.Appliance, "firmware", m.FirmwareVersion,
+		"files", len(m.Files), "replaced_files_kept_in", aside)
+	return &m, nil
+}
