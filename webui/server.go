@@ -4,14 +4,15 @@
 //
 // Every page route is declared with the auth.Permission it needs (pageRoutes) and mounted
 // through require, which resolves the session cookie and asks auth.Can; state-changing
-// requests carry the session's CSRF token. The JSON API stays open without a session for
-// now: the firewall already limits it to the admin segments, and the demo tooling and
-// end-to-end tests use it without logging in.
+// requests carry the session's CSRF token. The JSON API's routes are in the same table: a
+// session with the permission, or the API token the daemon keeps in its data directory for
+// the admin CLI (Config.APIToken), opens them. /api/health alone needs neither.
 package webui
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -100,11 +101,17 @@ type Config struct {
 	// Certificate is the web UI's certificate, shown and replaced on the system page; nil
 	// when the UI is plain HTTP.
 	Certificate *tlscert.Manager
+	// Devices is the device inventory; nil shows only the configured devices (the demo).
+	Devices DeviceInventory
 	// Backup makes and restores backups on the system page; nil hides them.
 	Backup Backuper
 	// Restart restarts the daemon (the system page's "restart"); nil hides it. It is called
 	// after the answer has been sent.
 	Restart func()
+	// APIToken, when not empty, opens the JSON API to requests that carry it as
+	// "Authorization: Bearer <token>", with a technician's rights: the admin CLI on the box
+	// and monitoring use it. Everyone else needs a session.
+	APIToken string
 	// TLS, when set, serves HTTPS (the appliance's certificate); nil serves plain HTTP, as
 	// the demo does on loopback.
 	TLS *tls.Config
@@ -151,10 +158,11 @@ func (s *Server) Handler() http.Handler { return s.main.srv.Handler }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/status", s.handleStatus)
-	mux.HandleFunc("GET /api/explain", s.handleExplain)
-	mux.HandleFunc("GET /api/events", s.handleEvents)
+	mux.HandleFunc("GET /api/health", s.handleHealth)
 	if s.cfg.Auth == nil {
+		for _, rt := range s.apiRoutes() {
+			mux.HandleFunc(rt.pattern, rt.handler)
+		}
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such endpoint: try /api/status, /api/explain or /api/events")
 		})
@@ -168,7 +176,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /setup", s.handleSetupForm)
 	mux.HandleFunc("POST /setup", s.handleSetup)
 	for _, rt := range s.pageRoutes() {
-		mux.HandleFunc(rt.pattern, s.require(rt.perm, rt.handler))
+		h := s.require(rt.perm, rt.handler)
+		if strings.HasPrefix(rt.pattern, "GET /api/") {
+			h = s.orToken(rt.handler, h)
+		}
+		mux.HandleFunc(rt.pattern, h)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
@@ -184,7 +196,7 @@ func (s *Server) routes() http.Handler {
 
 // pageRoutes are the routes that need a session, each with the one permission it needs.
 func (s *Server) pageRoutes() []route {
-	return slices.Concat(s.exceptionRoutes(), s.accountRoutes(), s.logRoutes(), s.networkRoutes(), s.systemRoutes(), s.deviceRoutes(), []route{
+	return slices.Concat(s.apiRoutes(), s.exceptionRoutes(), s.accountRoutes(), s.logRoutes(), s.networkRoutes(), s.systemRoutes(), s.deviceRoutes(), []route{
 		{"GET /{$}", auth.OwnAccount, s.handleDashboard},
 		{"GET /fragments/components", auth.DashboardRead, s.handleComponents},
 		{"GET /audit", auth.AuditRead, s.handleAudit},
@@ -197,6 +209,38 @@ func (s *Server) pageRoutes() []route {
 		{"POST /profiles/{name}", auth.PolicyEdit, s.handleProfileSave},
 		{"POST /logout", auth.OwnAccount, s.handleLogout},
 	})
+}
+
+// apiRoutes are the JSON API's routes. With accounts, each needs a session holding its
+// permission, or the API token.
+func (s *Server) apiRoutes() []route {
+	return []route{
+		{"GET /api/status", auth.DashboardRead, s.handleStatus},
+		{"GET /api/explain", auth.PolicyRead, s.handleExplain},
+		{"GET /api/events", auth.LogsRead, s.handleEvents},
+	}
+}
+
+// orToken serves a request carrying the API token with h, and any other with otherwise.
+func (s *Server) orToken(h, otherwise http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && s.cfg.APIToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.APIToken)) == 1 {
+			h(w, r)
+			return
+		}
+		if ok {
+			writeError(w, http.StatusUnauthorized, "wrong API token")
+			return
+		}
+		otherwise(w, r)
+	}
+}
+
+// handleHealth says the server is up, and nothing else: it needs no session, for service
+// managers and monitoring.
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // Start listens and serves in the background until Close.
@@ -219,7 +263,10 @@ func securityHeaders(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on a
+		// form's POST, which cross-origin protection must refuse on plain HTTP (the block page).
+		// Nothing leaves for other sites either way.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
 		// No inline script or style anywhere, and no eval (htmx is configured without it).
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+

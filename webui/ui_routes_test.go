@@ -21,10 +21,14 @@ func TestRouteRoleTable(t *testing.T) {
 	accounts := map[auth.Role]string{auth.Technician: "tech", auth.DSL: "dsl1", auth.Teacher: "teach1", auth.Viewer: "view1"}
 	for _, rt := range e.srv.pageRoutes() {
 		method, path, _ := strings.Cut(rt.pattern, " ")
-		path = strings.NewReplacer("{$}", "", "{name}", "pupils", "{id}", "1", "{n}", "1").Replace(path)
+		path = strings.NewReplacer("{$}", "", "{name}", "pupils", "{id}", "1", "{n}", "1", "{mac}", "dc:a6:32:01:02:03").Replace(path)
 		t.Run(rt.pattern+"/none", func(t *testing.T) {
 			resp, _ := e.browser().do(method, path, url.Values{})
-			if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login" {
+			if strings.HasPrefix(path, "/api/") {
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("no session: got %d, want 401", resp.StatusCode)
+				}
+			} else if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login" {
 				t.Errorf("no session: got %d %q, want 302 to /login", resp.StatusCode, resp.Header.Get("Location"))
 			}
 		})
@@ -39,6 +43,9 @@ func TestRouteRoleTable(t *testing.T) {
 				if method == http.MethodPost {
 					allowed = []int{http.StatusSeeOther, http.StatusOK, http.StatusUnprocessableEntity}
 				}
+				if strings.HasPrefix(path, "/api/") { // without its parameters, an API call is a bad request
+					allowed = append(allowed, http.StatusBadRequest)
+				}
 				if !auth.Can(role, rt.perm) {
 					allowed = []int{http.StatusForbidden}
 				}
@@ -52,9 +59,19 @@ func TestRouteRoleTable(t *testing.T) {
 			})
 		}
 	}
-	// The JSON API stays open without a session.
-	if resp, _ := e.browser().get("/api/status"); resp.StatusCode != http.StatusOK {
-		t.Errorf("/api/status without session: %d", resp.StatusCode)
+	// The JSON API opens with the API token alone, and only with the right one; health is
+	// open to all.
+	for tok, want := range map[string]int{"": http.StatusUnauthorized, "Bearer wrong": http.StatusUnauthorized, "Bearer " + testAPIToken: http.StatusOK} {
+		var hdr []string
+		if tok != "" {
+			hdr = []string{"Authorization", tok}
+		}
+		if resp, _ := e.browser().do("GET", "/api/status", nil, hdr...); resp.StatusCode != want {
+			t.Errorf("/api/status with %q: %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+	if resp, body := e.browser().get("/api/health"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "ok") {
+		t.Errorf("/api/health: %d %s", resp.StatusCode, body)
 	}
 	if resp, _ := e.browser().get("/api/nothing"); resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		t.Errorf("/api/nothing: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
@@ -343,7 +360,7 @@ func TestStaticAndHeaders(t *testing.T) {
 		t.Errorf("CSP: %q", csp)
 	}
 	if h.Get("X-Frame-Options") != "DENY" || h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" ||
-		h.Get("Referrer-Policy") != "no-referrer" {
+		h.Get("Referrer-Policy") != "same-origin" {
 		t.Errorf("security headers: %v", h)
 	}
 	if strings.Contains(page, "style=") || strings.Contains(page, "<style") || strings.Contains(page, "<script>") {

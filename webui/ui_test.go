@@ -31,6 +31,9 @@ import (
 
 const testPassword = "purple-kettle-meadow-42"
 
+// testAPIToken is the API token of the test servers.
+const testAPIToken = "test-api-token-0123456789abcdef"
+
 type clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -123,6 +126,7 @@ func newEnvWith(t *testing.T, change func(*Config)) *env {
 	e := &env{t: t, clk: clk, store: store, audit: trail, auditDir: auditDir, exceptions: xs, secrets: map[string]string{}, config: &memConfig{cfg: demo}}
 	cfg := Config{
 		Explainer: fakeExplainer{}, Events: fakeEvents{}, Auth: store, Audit: e.audit, Config: e.config, Exceptions: xs,
+		APIToken: testAPIToken,
 		Status: func(context.Context) Status {
 			return Status{Components: []Component{{Name: "dns", State: "running", Detail: "listening on 127.0.0.1:5353"},
 				{Name: "lists", State: "degraded", Detail: "one list failed"}}}

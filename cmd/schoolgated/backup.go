@@ -34,7 +34,7 @@ const (
 )
 
 // stateDBs are the databases a backup holds, in the data directory.
-var stateDBs = []string{"auth.db", "audit.db", "exceptions.db"}
+var stateDBs = []string{"auth.db", "audit.db", "exceptions.db", "devices.db"}
 
 // backupTargets maps names inside a backup to where they live.
 func (o options) backupTargets(name string) (string, bool) {
@@ -73,7 +73,7 @@ func (d *daemon) Backup(ctx context.Context, w io.Writer, passphrase string, wit
 	dbs := []struct {
 		name string
 		s    snapshotter
-	}{{"auth.db", d.auth}, {"audit.db", d.audit}, {"exceptions.db", d.exceptions}}
+	}{{"auth.db", d.auth}, {"audit.db", d.audit}, {"exceptions.db", d.exceptions}, {"devices.db", d.devices}}
 	if withEvents {
 		dbs = append(dbs, struct {
 			name string

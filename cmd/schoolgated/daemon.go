@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +24,7 @@ import (
 	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/backup"
 	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/devices"
 	"github.com/schoolgate/schoolgate/firmware/dnsfilter"
 	"github.com/schoolgate/schoolgate/firmware/dnssvc"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
@@ -52,6 +55,7 @@ type daemon struct {
 	blockError string             // why the block page is not served
 
 	exceptions *exceptions.Store
+	devices    *devices.Inventory
 
 	background     sync.WaitGroup // the exceptions' expiry
 	stopBackground context.CancelFunc
@@ -146,6 +150,15 @@ func (d *daemon) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the exceptions database: %w", err)
 	}
+	vendors, err := devices.LoadVendors(devices.RegistryFiles...)
+	if err != nil {
+		d.logger.Warn("the IEEE registry of MAC address blocks is not readable: device makers are not shown", "err", err)
+	}
+	d.devices, err = devices.New(devices.Config{Path: filepath.Join(d.opts.dataDir, devices.FileName),
+		Logger: d.logger.With("component", "devices"), Vendors: vendors})
+	if err != nil {
+		return fmt.Errorf("opening the device inventory: %w", err)
+	}
 	cat, err := d.lists.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("loading lists: %w", err)
@@ -185,10 +198,14 @@ func (d *daemon) start(ctx context.Context) error {
 		}
 		tc = &tls.Config{GetCertificate: d.cert.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
-	d.http, err = webui.New(webui.Config{TLS: tc,
+	token, err := apiToken(d.opts.dataDir)
+	if err != nil {
+		return fmt.Errorf("the API token: %w", err)
+	}
+	d.http, err = webui.New(webui.Config{TLS: tc, APIToken: token,
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
-		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart, Backup: d,
+		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart, Backup: d, Devices: d.devices,
 	})
 	if err != nil {
 		return err
@@ -208,6 +225,9 @@ func (d *daemon) start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBackground = stop
 	d.background.Go(func() { d.expireExceptions(bg) })
+	if d.gw != nil {
+		d.background.Go(func() { d.devices.Poll(bg, 0, d.gw.sightings) })
+	}
 	// List updates start last: each one is applied to every part started above.
 	if err := d.lists.Start(ctx); err != nil {
 		return fmt.Errorf("starting list updates: %w", err)
@@ -280,6 +300,9 @@ func (d *daemon) close() error {
 	}
 	if d.exceptions != nil {
 		errs = append(errs, d.exceptions.Close())
+	}
+	if d.devices != nil {
+		errs = append(errs, d.devices.Close())
 	}
 	if d.events != nil {
 		errs = append(errs, d.events.Close())
@@ -569,4 +592,24 @@ func (d *daemon) requestRestart() {
 	case d.restart <- struct{}{}:
 	default:
 	}
+}
+
+// apiTokenFile holds the JSON API's token, readable by root only: the admin CLI on the box
+// (schoolgate explain) reads it; anyone else logs in.
+const apiTokenFile = "api-token"
+
+// apiToken returns the API token, making it on first start.
+func apiToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, apiTokenFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, os.Rename(tmp, path)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/schoolgate/schoolgate/datapath/netcfg"
 	"github.com/schoolgate/schoolgate/datapath/nfq"
 	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/devices"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
@@ -94,6 +95,24 @@ func segmentInterface(s config.Segment) string {
 		return s.Interface
 	}
 	return s.Trunk + "." + strconv.Itoa(s.VLAN)
+}
+
+// sightings are the neighbour table's devices, with their segments, for the device
+// inventory.
+func (g *gateway) sightings(context.Context) ([]devices.Sighting, error) {
+	st := g.state.Load()
+	if st == nil {
+		return nil, nil
+	}
+	segOf := map[string]string{}
+	for _, s := range st.cfg.Segments {
+		segOf[segmentInterface(s)] = s.Name
+	}
+	var out []devices.Sighting
+	for _, e := range g.neigh.Entries() {
+		out = append(out, devices.Sighting{MAC: e.MAC, Addr: e.Addr, Segment: segOf[e.Interface], Time: e.LastSeen})
+	}
+	return out, nil
 }
 
 // macs is what the policy engine asks for MAC addresses; nil without a gateway.

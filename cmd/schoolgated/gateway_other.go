@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/devices"
 	"github.com/schoolgate/schoolgate/firmware/eventlog"
 	"github.com/schoolgate/schoolgate/firmware/lists"
 	"github.com/schoolgate/schoolgate/firmware/policy"
@@ -25,6 +26,8 @@ func newGateway(cfg *config.Config, _ string, _ *slog.Logger) *gateway {
 }
 
 func (g *gateway) macs() policy.MACLookup { return nil }
+
+func (g *gateway) sightings(context.Context) ([]devices.Sighting, error) { return nil, nil }
 
 func (g *gateway) start(context.Context, *config.Config, *lists.Catalog, *policy.Engine, *eventlog.Log, uint16) error {
 	if g == nil {
