@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,6 +16,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/config"
@@ -76,7 +80,12 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	api := fs.String("api", "http://127.0.0.1:8080", "the appliance's API address")
+	dataDir := fs.String("data-dir", defaultDataDir(), "the appliance's data directory, for its API token and certificate")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	client, token, err := apiClient(*dataDir)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -89,7 +98,8 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("asking %s: %w", *api, err)
 	}
@@ -110,4 +120,34 @@ func explain(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stdout, "  -", s)
 	}
 	return nil
+}
+
+// defaultDataDir is the appliance's data directory, or the demo's when only that exists.
+func defaultDataDir() string {
+	if _, err := os.Stat("/var/lib/schoolgate/api-token"); err != nil {
+		demo := filepath.Join(os.TempDir(), "schoolgate-demo")
+		if _, err := os.Stat(filepath.Join(demo, "api-token")); err == nil {
+			return demo
+		}
+	}
+	return "/var/lib/schoolgate"
+}
+
+// apiClient reads the API token the daemon keeps in its data directory (readable by root)
+// and trusts the web UI's certificate kept there, so HTTPS works with a self-signed one.
+func apiClient(dataDir string) (*http.Client, string, error) {
+	tok, err := os.ReadFile(filepath.Join(dataDir, "api-token"))
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the API token (run as root on the appliance, or give -data-dir): %w", err)
+	}
+	client := &http.Client{}
+	if pem, err := os.ReadFile(filepath.Join(dataDir, "tls", "web.crt")); err == nil {
+		pool, _ := x509.SystemCertPool()
+		if pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pool.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	}
+	return client, strings.TrimSpace(string(tok)), nil
 }

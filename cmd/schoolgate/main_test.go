@@ -33,7 +33,14 @@ func TestCheck(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
+	dataDir := t.TempDir()
+	os.WriteFile(filepath.Join(dataDir, "api-token"), []byte("tok-0123456789\n"), 0o600)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok-0123456789" {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"log in first"}`))
+			return
+		}
 		if r.URL.Query().Get("client") != "10.20.0.5" || r.URL.Query().Get("name") != "facebook.com" {
 			w.WriteHeader(http.StatusBadRequest)
 			w.Write([]byte(`{"error":"bad query"}`))
@@ -43,13 +50,21 @@ func TestExplain(t *testing.T) {
 	}))
 	defer srv.Close()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"explain", "-api", srv.URL, "10.20.0.5", "facebook.com"}, &out, &out); err != nil {
+	if err := run(context.Background(), []string{"explain", "-api", srv.URL, "-data-dir", dataDir, "10.20.0.5", "facebook.com"}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	if want := "blocked for profile \"pupils\": category social\n  - client is a pupil\n"; out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
-	if err := run(context.Background(), []string{"explain", "-api", srv.URL, "10.9.9.9", "x.org"}, &out, &out); err == nil || !strings.Contains(err.Error(), "bad query") {
+	if err := run(context.Background(), []string{"explain", "-api", srv.URL, "-data-dir", dataDir, "10.9.9.9", "x.org"}, &out, &out); err == nil || !strings.Contains(err.Error(), "bad query") {
 		t.Errorf("error answer: got %v", err)
+	}
+}
+
+func TestExplainNeedsTheToken(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"explain", "-data-dir", t.TempDir(), "10.20.0.5", "x.org"}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "API token") {
+		t.Errorf("without a token: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net"
@@ -148,12 +147,7 @@ func TestWebUIHTTPS(t *testing.T) {
 	var st struct {
 		Components []struct{ Name, State, Detail string } `json:"components"`
 	}
-	resp, err := d.client.Get(d.apiURL + "/api/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	json.NewDecoder(resp.Body).Decode(&st)
-	resp.Body.Close()
+	d.getJSON(t, "/api/status", &st)
 	found := false
 	for _, c := range st.Components {
 		if c.Name == "http" {
@@ -164,7 +158,7 @@ func TestWebUIHTTPS(t *testing.T) {
 		t.Errorf("status does not show the certificate's fingerprint %s: %+v", want, st.Components)
 	}
 	// The session cookie of the HTTPS UI is Secure.
-	resp, err = d.client.Get(d.apiURL + "/login")
+	resp, err := d.client.Get(d.apiURL + "/login")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -205,7 +205,7 @@ func startDaemonIn(t *testing.T, dataDir, upstream string, args ...string) *daem
 			d.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 			d.apiURL = "https://" + httpAddr
 		}
-		resp, err := d.client.Get(d.apiURL + "/api/status")
+		resp, err := d.client.Get(d.apiURL + "/api/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -392,18 +392,18 @@ func TestEndToEnd(t *testing.T) {
 		Action, Tier, Segment, Profile, Category, List, Rule, Summary string
 		Steps                                                         []string
 	}
-	getJSON(t, d.apiURL+"/api/explain?client=127.0.0.2&name=www.facebook.com", &ex)
+	d.getJSON(t, "/api/explain?client=127.0.0.2&name=www.facebook.com", &ex)
 	if ex.Action != "block" || ex.Tier != "profile" || ex.Segment != "pupils" || ex.Category != "social" ||
 		ex.Rule != "facebook.com" || len(ex.Steps) == 0 {
 		t.Errorf("explain: %+v", ex)
 	}
-	getJSON(t, d.apiURL+"/api/explain?client=127.0.0.2&name=www.google.com", &ex)
+	d.getJSON(t, "/api/explain?client=127.0.0.2&name=www.google.com", &ex)
 	if ex.Action != "rewrite" || !strings.Contains(ex.Summary, "forcesafesearch.google.com") {
 		t.Errorf("explain safe search: %+v", ex)
 	}
 
 	// The events API shows what was asked, filtered.
-	events := waitEvents(t, d.apiURL+"/api/events?client=127.0.0.2&name=facebook&action=block", func(evs []apiEvent) bool {
+	events := d.waitEvents(t, "/api/events?client=127.0.0.2&name=facebook&action=block", func(evs []apiEvent) bool {
 		return len(evs) > 0
 	})
 	e := events[0]
@@ -411,7 +411,7 @@ func TestEndToEnd(t *testing.T) {
 		e.Name != "www.facebook.com" || e.Count < 2 {
 		t.Errorf("event: %+v (want pupils/social www.facebook.com, asked over UDP, TCP and dig: count ≥ 2)", e)
 	}
-	staffEvents := waitEvents(t, d.apiURL+"/api/events?segment=staff&name=facebook", func(evs []apiEvent) bool { return len(evs) > 0 })
+	staffEvents := d.waitEvents(t, "/api/events?segment=staff&name=facebook", func(evs []apiEvent) bool { return len(evs) > 0 })
 	for _, e := range staffEvents {
 		if e.Action != "allow" || e.Segment != "staff" {
 			t.Errorf("staff event: %+v", e)
@@ -425,7 +425,7 @@ func TestEndToEnd(t *testing.T) {
 		"/api/explain?client=127.0.0.2":           "name",
 	} {
 		var bad struct{ Error string }
-		if code := getJSONStatus(t, d.apiURL+url, &bad); code != http.StatusBadRequest || !strings.Contains(bad.Error, want) {
+		if code := d.getJSONStatus(t, url, &bad); code != http.StatusBadRequest || !strings.Contains(bad.Error, want) {
 			t.Errorf("%s: got %d %q, want 400 naming %q", url, code, bad.Error, want)
 		}
 	}
@@ -442,7 +442,7 @@ func TestEndToEnd(t *testing.T) {
 			Queries, Blocked uint64
 		}
 	}
-	getJSON(t, d.apiURL+"/api/status", &st)
+	d.getJSON(t, "/api/status", &st)
 	states := map[string]string{}
 	for _, c := range st.Components {
 		states[c.Name] = c.State
@@ -476,7 +476,7 @@ func TestEndToEnd(t *testing.T) {
 				LastReloadError string `json:"last_reload_error"`
 			}
 		}
-		getJSON(t, d.apiURL+"/api/status", &st)
+		d.getJSON(t, "/api/status", &st)
 		if !strings.Contains(st.Config.LastReloadError, `unknown category "porn"`) || !strings.Contains(st.Config.LastReloadError, "line ") {
 			t.Errorf("status last_reload_error: %q (want the field, line and reason)", st.Config.LastReloadError)
 		}
@@ -635,12 +635,12 @@ type apiEvent struct {
 	Count                                                                 int
 }
 
-func waitEvents(t *testing.T, url string, ok func([]apiEvent) bool) []apiEvent {
+func (d *daemonProc) waitEvents(t *testing.T, path string, ok func([]apiEvent) bool) []apiEvent {
 	t.Helper()
 	var page struct{ Events []apiEvent }
-	waitFor(t, "events at "+url, func() bool {
+	waitFor(t, "events at "+path, func() bool {
 		page.Events = nil
-		getJSON(t, url, &page)
+		d.getJSON(t, path, &page)
 		return ok(page.Events)
 	})
 	return page.Events
@@ -657,22 +657,29 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func getJSON(t *testing.T, url string, v any) {
+func (d *daemonProc) getJSON(t *testing.T, path string, v any) {
 	t.Helper()
-	if code := getJSONStatus(t, url, v); code != http.StatusOK {
-		t.Fatalf("GET %s: status %d", url, code)
+	if code := d.getJSONStatus(t, path, v); code != http.StatusOK {
+		t.Fatalf("GET %s: status %d", path, code)
 	}
 }
 
-func getJSONStatus(t *testing.T, url string, v any) int {
+// getJSONStatus asks the daemon's API with its token, as the admin CLI on the box does.
+func (d *daemonProc) getJSONStatus(t *testing.T, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	tok, err := os.ReadFile(filepath.Join(d.dataDir, "api-token"))
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", d.apiURL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := d.client.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: decoding: %v", url, err)
+		t.Fatalf("GET %s: decoding: %v", path, err)
 	}
 	return resp.StatusCode
 }

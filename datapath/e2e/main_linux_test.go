@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -74,6 +74,7 @@ func gatewayConfig(topo *nettest.Topology, inet *nettest.Inet, profiles string) 
 type daemon struct {
 	pin     string // the eBPF pin path, unique to the test
 	cfgPath string
+	dataDir string
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	api     *http.Client // from the staff client, which may reach the web UI
@@ -94,7 +95,7 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	d := &daemon{pin: pinPath(dir), cfgPath: cfgPath, logs: &syncBuffer{}, done: make(chan struct{})}
+	d := &daemon{pin: pinPath(dir), cfgPath: cfgPath, dataDir: filepath.Join(dir, "data"), logs: &syncBuffer{}, done: make(chan struct{})}
 	d.cmd = topo.Appliance.NetCommand(context.Background(), daemonBin, "-config", cfgPath,
 		"-data-dir", filepath.Join(dir, "data"), "-bpf-pin-path", d.pin)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
@@ -128,7 +129,7 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 		}
 		var resp *http.Response
 		if d.api != nil {
-			resp, err = d.api.Get(d.apiURL + "/api/status")
+			resp, err = d.api.Get(d.apiURL + "/api/health")
 		}
 		if err == nil {
 			resp.Body.Close()
@@ -227,8 +228,28 @@ func (d *daemon) signal(sig os.Signal) error {
 	return d.err
 }
 
-// get fetches path from the daemon's API.
-func (d *daemon) get(path string) (string, error) { return get(d.api, d.apiURL+path) }
+// get fetches path from the daemon's API with the API token, as the admin CLI does.
+func (d *daemon) get(path string) (string, error) {
+	tok, err := os.ReadFile(filepath.Join(d.dataDir, "api-token"))
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequest("GET", d.apiURL+path, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := d.api.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return string(b), err
+}
 
 func get(c *http.Client, url string) (string, error) {
 	resp, err := c.Get(url)
