@@ -353,7 +353,10 @@ var accountsDone = map[string]func(a auth.Account) string{
 		if a.TOTPRequired {
 			return fmt.Sprintf("%s must use an authenticator now.", a.Name)
 		}
-		return fmt.Sprintf("%s no longer has to use an authenticator (one already set up still asks for its code).", a.Name)
+		if a.TOTPEnrolled {
+			return fmt.Sprintf("%s no longer has to use an authenticator (the one already set up still asks for its code).", a.Name)
+		}
+		return fmt.Sprintf("%s no longer has to use an authenticator.", a.Name)
 	},
 	"logout":    func(a auth.Account) string { return fmt.Sprintf("%s was logged out everywhere.", a.Name) },
 	"unchanged": func(a auth.Account) string { return fmt.Sprintf("Nothing changed for %s.", a.Name) },
