@@ -62,6 +62,7 @@ type daemon struct {
 	expiryKick     chan struct{}    // wakes the expiry loop when exceptions change
 	restart        chan struct{}    // the web UI asked for a restart
 	restored       *backup.Manifest // the backup applied at this start, if any
+	ups            upstreams        // the last probe of the upstream resolvers
 
 	store  *config.Store // the configuration file and its kept versions
 	saveMu sync.Mutex    // one reload or save at a time
@@ -225,6 +226,7 @@ func (d *daemon) start(ctx context.Context) error {
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBackground = stop
 	d.background.Go(func() { d.expireExceptions(bg) })
+	d.background.Go(func() { d.probeUpstreams(bg) })
 	if d.gw != nil {
 		d.background.Go(func() { d.devices.Poll(bg, 0, d.gw.sightings) })
 	}
@@ -375,7 +377,9 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		{Name: "dns", State: "running", Detail: dnsDetail},
 		{Name: "eventlog", State: eventState, Detail: eventDetail},
 		{Name: "http", State: "running", Detail: d.httpDetail()},
+		d.upstreamComponent(),
 		clockComponent(),
+		diskComponent(d.opts.dataDir),
 	}
 	switch {
 	case d.block != nil:

@@ -21,3 +21,14 @@ func clockComponent() webui.Component {
 	}
 	return webui.Component{Name: "time", State: "running", Detail: "synchronised to a time source"}
 }
+
+// diskComponent says how full the data partition is: the event log, the audit trail and the
+// list cache live there, and a full disk stops the logging the DSL relies on.
+func diskComponent(dataDir string) webui.Component {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dataDir, &st); err != nil {
+		return webui.Component{Name: "disk", State: "degraded", Detail: "the data partition cannot be read: " + err.Error()}
+	}
+	total, free := st.Blocks*uint64(st.Bsize), st.Bavail*uint64(st.Bsize)
+	return diskState(total, free)
+}

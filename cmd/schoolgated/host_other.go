@@ -8,3 +8,8 @@ import "github.com/schoolgate/schoolgate/webui"
 func clockComponent() webui.Component {
 	return webui.Component{Name: "time", State: "running", Detail: "synchronisation state unknown on this system"}
 }
+
+// diskComponent: the free space is only read on Linux.
+func diskComponent(string) webui.Component {
+	return webui.Component{Name: "disk", State: "running", Detail: "free space unknown on this system"}
+}
