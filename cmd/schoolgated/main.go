@@ -144,18 +144,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func printDemoHelp(w io.Writer, d *daemon) {
 	dnsAddr := d.cfg.DNS.Listen
 	host, port := splitHostPort(dnsAddr)
+	block := "off"
+	if d.block != nil {
+		block = "http://" + addrString(d.block.Addr())
+	}
 	fmt.Fprintf(w, `
 schoolgate demo is running.
-  DNS  %[1]s (UDP and TCP)    HTTP API  http://%[3]s
+  DNS  %[1]s (UDP and TCP)    web UI and API  http://%[3]s    block page  %[7]s
 
 Ask as staff, a pupil or a guest (the source address picks the segment):
   dig @%[2]s -p %[4]s -b 127.0.0.1 facebook.com     # staff: allowed
   dig @%[2]s -p %[4]s -b 127.0.0.2 facebook.com     # pupil: blocked (social)
   dig @%[2]s -p %[4]s -b 127.0.0.2 www.google.com   # pupil: CNAME forcesafesearch.google.com
   dig @%[2]s -p %[4]s -b 127.0.0.3 bet365.com       # guest: blocked (gambling)
-  curl 'http://%[3]s/api/explain?client=127.0.0.2&name=facebook.com'
-  curl 'http://%[3]s/api/events?since=15m'
-  curl  http://%[3]s/api/status
+The JSON API takes the token in %[6]s (or a logged-in session):
+  curl -H "Authorization: Bearer $(cat %[6]s)" 'http://%[3]s/api/explain?client=127.0.0.2&name=facebook.com'
+  curl -H "Authorization: Bearer $(cat %[6]s)" 'http://%[3]s/api/events?since=15m'
 Reload after editing a config: kill -HUP %[5]d. Stop with Ctrl-C.
-`, dnsAddr, host, d.cfg.HTTP.Listen, port, os.Getpid())
+`, dnsAddr, host, d.cfg.HTTP.Listen, port, os.Getpid(), filepath.Join(d.opts.dataDir, apiTokenFile), block)
 }
