@@ -319,11 +319,9 @@ func (l *Log) Tally(ctx context.Context, f Filter) (Tally, error) {
 	return t, nil
 }
 
-// where turns f (less its limit and cursor) into a WHERE clause ending with the id range,
-// as Query does: dictionary values are resolved first, and none reports a value never
-// stored, which matches nothing.
+// where turns f (less its limit and cursor) into a WHERE clause ending with the id range;
+// none reports a dictionary value never stored, which matches nothing.
 func (l *Log) where(ctx context.Context, f Filter) (where string, args []any, none bool, err error) {
-	var conds []string
 	lo, hi := int64(0), int64(1)<<62
 	if !f.From.IsZero() {
 		lo = idOf(ceilSec(f.From), 0)
@@ -334,57 +332,9 @@ func (l *Log) where(ctx context.Context, f Filter) (where string, args []any, no
 	if hi <= lo {
 		return "", nil, true, nil
 	}
-	if f.Client.IsValid() {
-		conds, args = append(conds, "client = ?"), append(args, f.Client.Unmap().WithZone("").AsSlice())
-	}
-	for _, a := range []struct {
-		kind int
-		col  string
-		v    string
-	}{
-		{kindSegment, "segment_id", f.Segment},
-		{kindProfile, "profile_id", f.Profile},
-		{kindSource, "source_id", f.Source},
-		{kindCategory, "category_id", f.Category},
-		{kindMAC, "mac_id", strings.ToLower(f.MAC)},
-	} {
-		if a.v == "" {
-			continue
-		}
-		id, ok, err := l.lookupAtom(ctx, a.kind, a.v)
-		if err != nil || !ok {
-			return "", nil, true, err
-		}
-		conds, args = append(conds, a.col+" = ?"), append(args, id)
-	}
-	// One device's events are few: with a client or MAC address, keep the planner on
-	// that index (a unary + takes a term off every index) rather than the blocked events'.
-	action := "action_id"
-	if f.Client.IsValid() || f.MAC != "" {
-		action = "+action_id"
-	}
-	switch f.Action {
-	case "":
-	case "allow":
-		conds = append(conds, action+" IS NULL")
-	default:
-		id, ok, err := l.lookupAtom(ctx, kindAction, f.Action)
-		if err != nil || !ok {
-			return "", nil, true, err
-		}
-		conds, args = append(conds, action+" = ?"), append(args, id)
-	}
-	if f.Name != "" {
-		pat := "%" + escapeLike(strings.ToLower(f.Name)) + "%"
-		var found bool
-		if err := l.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM names WHERE name LIKE ? ESCAPE '\')`, pat).Scan(&found); err != nil {
-			return "", nil, true, fmt.Errorf("searching names: %w", err)
-		}
-		if !found {
-			return "", nil, true, nil
-		}
-		conds = append(conds, `name_id IN (SELECT id FROM names WHERE name LIKE ? ESCAPE '\')`)
-		args = append(args, pat)
+	conds, args, none, err := l.conditions(ctx, f)
+	if none || err != nil {
+		return "", nil, true, err
 	}
 	conds, args = append(conds, "id >= ?", "id < ?"), append(args, lo, hi)
 	return "WHERE " + strings.Join(conds, " AND "), args, false, nil

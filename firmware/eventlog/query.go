@@ -44,10 +44,8 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	limit = min(limit, maxLimit)
 
 	var (
-		conds []string
-		args  []any
-		lo    int64           // inclusive
-		hi    int64 = 1 << 62 // exclusive
+		lo int64           // inclusive
+		hi int64 = 1 << 62 // exclusive
 	)
 	if f.Cursor != "" {
 		id, err := decodeCursor(f.Cursor)
@@ -66,64 +64,10 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 		}
 		hi = min(hi, idOf(max(sec, 0), 0))
 	}
-	if f.Client.IsValid() {
-		conds, args = append(conds, "client = ?"), append(args, f.Client.Unmap().WithZone("").AsSlice())
+	conds, args, none, err := l.conditions(ctx, f)
+	if err != nil || none {
+		return Page{}, err
 	}
-
-	// Dictionary filters are resolved to ids first: a value never stored
-	// means an empty page without touching events, and the planner sees
-	// plain integer equalities it can match to the indexes.
-	for _, a := range []struct {
-		kind int
-		col  string
-		v    string
-	}{
-		{kindSegment, "segment_id", f.Segment},
-		{kindProfile, "profile_id", f.Profile},
-		{kindSource, "source_id", f.Source},
-		{kindCategory, "category_id", f.Category},
-		{kindMAC, "mac_id", strings.ToLower(f.MAC)},
-	} {
-		if a.v == "" {
-			continue
-		}
-		id, ok, err := l.lookupAtom(ctx, a.kind, a.v)
-		if err != nil {
-			return Page{}, err
-		}
-		if !ok {
-			return Page{}, nil
-		}
-		conds, args = append(conds, a.col+" = ?"), append(args, id)
-	}
-	switch f.Action {
-	case "":
-	case "allow":
-		conds = append(conds, "action_id IS NULL")
-	default:
-		id, ok, err := l.lookupAtom(ctx, kindAction, f.Action)
-		if err != nil {
-			return Page{}, err
-		}
-		if !ok {
-			return Page{}, nil
-		}
-		conds, args = append(conds, "action_id = ?"), append(args, id)
-	}
-	if f.Name != "" {
-		pat := "%" + escapeLike(strings.ToLower(f.Name)) + "%"
-		// A name never seen would otherwise cost every time window a scan.
-		var found bool
-		if err := l.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM names WHERE name LIKE ? ESCAPE '\')`, pat).Scan(&found); err != nil {
-			return Page{}, fmt.Errorf("searching names: %w", err)
-		}
-		if !found {
-			return Page{}, nil
-		}
-		conds = append(conds, `name_id IN (SELECT id FROM names WHERE name LIKE ? ESCAPE '\')`)
-		args = append(args, pat)
-	}
-
 	conds = append(conds, "id >= ?", "id < ?")
 	where := "WHERE " + strings.Join(conds, " AND ")
 	// The inner query picks the page from events alone; the dictionary
@@ -171,6 +115,67 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 		p.Next = encodeCursor(p.Events[limit-1].ID)
 	}
 	return p, nil
+}
+
+// conditions turns f's client, dictionary, action and name filters into SQL conditions.
+// Dictionary values are resolved to ids first: a value never stored gives none (nothing can
+// match) without touching events, and the planner sees plain integer equalities it can match
+// to the indexes.
+func (l *Log) conditions(ctx context.Context, f Filter) (conds []string, args []any, none bool, err error) {
+	if f.Client.IsValid() {
+		conds, args = append(conds, "client = ?"), append(args, f.Client.Unmap().WithZone("").AsSlice())
+	}
+	for _, a := range []struct {
+		kind int
+		col  string
+		v    string
+	}{
+		{kindSegment, "segment_id", f.Segment},
+		{kindProfile, "profile_id", f.Profile},
+		{kindSource, "source_id", f.Source},
+		{kindCategory, "category_id", f.Category},
+		{kindMAC, "mac_id", strings.ToLower(f.MAC)},
+	} {
+		if a.v == "" {
+			continue
+		}
+		id, ok, err := l.lookupAtom(ctx, a.kind, a.v)
+		if err != nil || !ok {
+			return nil, nil, true, err
+		}
+		conds, args = append(conds, a.col+" = ?"), append(args, id)
+	}
+	// One device's events are few: with a client or MAC address, keep the planner on that
+	// index (a unary + takes a term off every index) rather than the blocked events'.
+	action := "action_id"
+	if f.Client.IsValid() || f.MAC != "" {
+		action = "+action_id"
+	}
+	switch f.Action {
+	case "":
+	case "allow":
+		conds = append(conds, action+" IS NULL")
+	default:
+		id, ok, err := l.lookupAtom(ctx, kindAction, f.Action)
+		if err != nil || !ok {
+			return nil, nil, true, err
+		}
+		conds, args = append(conds, action+" = ?"), append(args, id)
+	}
+	if f.Name != "" {
+		pat := "%" + escapeLike(strings.ToLower(f.Name)) + "%"
+		// A name never seen would otherwise cost every time window a scan.
+		var found bool
+		if err := l.rdb.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM names WHERE name LIKE ? ESCAPE '\')`, pat).Scan(&found); err != nil {
+			return nil, nil, true, fmt.Errorf("searching names: %w", err)
+		}
+		if !found {
+			return nil, nil, true, nil
+		}
+		conds = append(conds, `name_id IN (SELECT id FROM names WHERE name LIKE ? ESCAPE '\')`)
+		args = append(args, pat)
+	}
+	return conds, args, false, nil
 }
 
 func (l *Log) scan(ctx context.Context, q string, args []any, p *Page) error {
