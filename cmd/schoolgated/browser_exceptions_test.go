@@ -46,21 +46,7 @@ func newTab(t *testing.T, ctx context.Context, opts ...chromedp.CreateBrowserCon
 		failf(t, ctx, "opening a tab in a new browser context: no tab after %v", stepTimeout)
 	}
 	if st := stateOf(ctx); st != nil {
-		go func() {
-			for m, err := range chromedp.Console(tctx) {
-				if err != nil {
-					return
-				}
-				line := fmt.Sprintf("%s: %s", m.Type, m.Text)
-				if m.Source != "" {
-					line = fmt.Sprintf("%s (%s): %s", m.Type, m.Source, m.Text)
-				}
-				if m.URL != "" {
-					line += " [" + m.URL + "]"
-				}
-				st.add(line)
-			}
-		}()
+		recordConsole(tctx, st)
 	}
 	return tctx
 }

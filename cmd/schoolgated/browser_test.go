@@ -134,6 +134,13 @@ func newBrowser(t *testing.T) context.Context {
 	}
 
 	ctx = context.WithValue(ctx, browserKey{}, state)
+	recordConsole(ctx, state)
+	return ctx
+}
+
+// recordConsole keeps a tab's console messages and uncaught errors in state, for failf and
+// wantNoPageErrors.
+func recordConsole(ctx context.Context, state *browserState) {
 	go func() {
 		for m, err := range chromedp.Console(ctx) {
 			if err != nil {
@@ -149,7 +156,6 @@ func newBrowser(t *testing.T) context.Context {
 			state.add(line)
 		}
 	}()
-	return ctx
 }
 
 // step runs actions as one step of the test, bounded by stepTimeout. On failure it ends the
