@@ -78,13 +78,11 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 			s.recordAudit(r, audit.Entry{Actor: sess.Account, Role: string(sess.Role), Action: "system.restore", Reason: reason,
 				Summary: fmt.Sprintf("restore of the backup of %s made on %s (%d files) staged; schoolgate restarts to apply it",
 					m.Appliance, m.Created.In(s.location()).Format("2 Jan 2006 15:04"), len(m.Files))})
-			http.Redirect(w, r, "/system?done=restore", http.StatusSeeOther)
-			if fl, ok := w.(http.Flusher); ok {
-				fl.Flush()
+			if s.cfg.Restart == nil {
+				http.Redirect(w, r, "/system?done=restore", http.StatusSeeOther)
+				return
 			}
-			if s.cfg.Restart != nil {
-				s.cfg.Restart()
-			}
+			s.renderRestarting(w, r, "restore")
 			return
 		}
 		switch {

@@ -82,7 +82,8 @@ func TestBackupAndRestoreForms(t *testing.T) {
 	if restarts != 0 || len(fb.restored) != 0 {
 		t.Fatal("a refused restore restarted or restored")
 	}
-	if resp, _ := restore(pass, "new box", []byte(file)); resp.StatusCode != http.StatusSeeOther || restarts != 1 || len(fb.restored) != 1 {
+	if resp, page := restore(pass, "new box", []byte(file)); resp.StatusCode != http.StatusOK || restarts != 1 || len(fb.restored) != 1 ||
+		!strings.Contains(page, "is being restored") || !strings.Contains(page, `http-equiv="refresh"`) {
 		t.Errorf("restore: %d, %d restarts", resp.StatusCode, restarts)
 	}
 	var actions []string

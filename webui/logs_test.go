@@ -414,7 +414,7 @@ func TestCSVSafeCell(t *testing.T) {
 // tableTotal reads the total cell of a chart's data table.
 func tableTotal(t *testing.T, page, id string) int {
 	t.Helper()
-	i := strings.Index(page, `<table class="visually-hidden" id="`+id+`-data">`)
+	i := strings.Index(page, `<div class="visually-hidden"><table id="`+id+`-data">`)
 	if i < 0 {
 		t.Fatalf("no data table for %s", id)
 	}

@@ -45,6 +45,7 @@ type page struct {
 	Form    map[string]string // submitted values to show again (never passwords)
 	Data    any
 	Nav     []navItem // filled by render from the session's role
+	Refresh string    // a meta refresh, "8;url=/system", for pages shown while restarting
 
 	fieldErrs map[string]string
 }

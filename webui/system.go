@@ -87,14 +87,17 @@ func (s *Server) systemData(r *http.Request) systemData {
 	return d
 }
 
+// systemDone are the notices after the system page's actions.
+var systemDone = map[string]string{
+	"certificate": "The new certificate is in use. Browsers will show its details from the next connection.",
+	"regenerated": "A new self-signed certificate is in use. Check its fingerprint below when the browser warns.",
+	"restart":     "schoolgate is restarting. This page reloads itself in a few seconds.",
+	"restore":     "The backup was checked and is being restored: schoolgate restarts to apply it, and this page reloads itself. The files it replaced are kept in the data directory.",
+}
+
 func (s *Server) handleSystem(w http.ResponseWriter, r *http.Request) {
 	d := s.systemData(r)
-	d.Done = map[string]string{
-		"certificate": "The new certificate is in use. Browsers will show its details from the next connection.",
-		"regenerated": "A new self-signed certificate is in use. Check its fingerprint below when the browser warns.",
-		"restart":     "schoolgate is restarting. This page will work again in a few seconds.",
-		"restore":     "The backup was checked and is being restored: schoolgate restarts to apply it. The files it replaced are kept in the data directory.",
-	}[r.URL.Query().Get("done")]
+	d.Done = systemDone[r.URL.Query().Get("done")]
 	s.render(w, r, http.StatusOK, "system", page{Title: "System", Data: d, fieldErrs: map[string]string{}, Form: map[string]string{}})
 }
 
@@ -281,7 +284,17 @@ func (s *Server) handleRestart(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r)
 	s.recordAudit(r, audit.Entry{Actor: sess.Account, Role: string(sess.Role), Action: "system.restart",
 		Summary: "restart requested", Reason: reason})
-	http.Redirect(w, r, "/system?done=restart", http.StatusSeeOther)
+	s.renderRestarting(w, r, "restart")
+}
+
+// renderRestarting answers with the system page saying why schoolgate restarts, which
+// reloads itself once it is back, and then restarts: a redirect would be followed after the
+// server had gone.
+func (s *Server) renderRestarting(w http.ResponseWriter, r *http.Request, done string) {
+	d := s.systemData(r)
+	d.Done = systemDone[done]
+	s.render(w, r, http.StatusOK, "system", page{Title: "System", Data: d, Refresh: "10;url=/system",
+		fieldErrs: map[string]string{}, Form: map[string]string{}})
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
@@ -59,8 +60,9 @@ type daemon struct {
 
 	background     sync.WaitGroup // the exceptions' expiry
 	stopBackground context.CancelFunc
-	expiryKick     chan struct{}    // wakes the expiry loop when exceptions change
-	restart        chan struct{}    // the web UI asked for a restart
+	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
+	restart        chan struct{} // the web UI asked for a restart
+	restarting     atomic.Bool
 	restored       *backup.Manifest // the backup applied at this start, if any
 	ups            upstreams        // the last probe of the upstream resolvers
 
@@ -294,7 +296,11 @@ func (d *daemon) close() error {
 		errs = append(errs, m.Close())
 	}
 	if d.audit != nil {
-		d.record(context.Background(), audit.Entry{Action: "daemon.stop", Summary: "schoolgate stopped"})
+		summary := "schoolgate stopped"
+		if d.restarting.Load() {
+			summary = "schoolgate stopped to restart, as asked from the system page"
+		}
+		d.record(context.Background(), audit.Entry{Action: "daemon.stop", Summary: summary})
 		errs = append(errs, d.audit.Close())
 	}
 	if d.auth != nil {
@@ -592,6 +598,7 @@ func (d *daemon) UpdateList(ctx context.Context, name string) error {
 
 // requestRestart asks the main loop to close everything and start again.
 func (d *daemon) requestRestart() {
+	d.restarting.Store(true)
 	select {
 	case d.restart <- struct{}{}:
 	default:

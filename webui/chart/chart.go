@@ -245,7 +245,9 @@ func (c Bars) Legend() template.HTML {
 // page does not show it.
 func (c Bars) Table(xHeading string) template.HTML {
 	var b strings.Builder
-	fmt.Fprintf(&b, `<table class="visually-hidden" id="%s-data"><caption>%s</caption><thead><tr><th scope="col">%s</th>`,
+	// The class is on a wrapper: a table does not shrink to the class's 1px and would
+	// widen the page on a phone.
+	fmt.Fprintf(&b, `<div class="visually-hidden"><table id="%s-data"><caption>%s</caption><thead><tr><th scope="col">%s</th>`,
 		id(c.ID), esc(c.Title), esc(xHeading))
 	for _, s := range c.Series {
 		fmt.Fprintf(&b, `<th scope="col">%s</th>`, esc(name(s.Name)))
@@ -267,7 +269,7 @@ func (c Bars) Table(xHeading string) template.HTML {
 	for _, s := range c.Series {
 		fmt.Fprintf(&b, `<td>%s</td>`, Count(s.Total()))
 	}
-	fmt.Fprintf(&b, `<td>%s</td></tr></tfoot></table>`, Count(c.Total()))
+	fmt.Fprintf(&b, `<td>%s</td></tr></tfoot></table></div>`, Count(c.Total()))
 	return template.HTML(b.String())
 }
 
