@@ -132,7 +132,7 @@ func (b *BlockServer) look(r *http.Request, host string) (blockedData, policy.De
 		d.Category = info.Name
 	}
 	d.Why = whyBlocked(dec)
-	d.CanReview = d.Blocked && !d.Protected && !d.Guest && dec.Segment != ""
+	d.CanReview = d.Blocked && !d.Protected && !d.Guest && dec.Segment != "" && dec.Tier != policy.TierCanary
 	return d, dec
 }
 

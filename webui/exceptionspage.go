@@ -36,6 +36,10 @@ type exceptionRow struct {
 	Own                           bool
 	NoteErr                       string // an error about this row's form
 	NoteValue, GrantDur, GrantErr string
+	// Grants are who approving may apply it to, and GrantFor the choice made: a review from
+	// the block page is offered for the one device that asked first, not its whole profile.
+	Grants   []selectOption
+	GrantFor string
 }
 
 // durationText writes a duration the way people say it: "45 minutes", "2 hours", "3 days".
@@ -79,6 +83,27 @@ func appliesOptions(cfg *config.Config) []selectOption {
 		out = append(out, selectOption{"segment:" + s.Name, "Network " + s.Name})
 	}
 	return append(out, selectOption{"device", "One device (MAC address below)"})
+}
+
+// grantOptions are who approving e may apply it to: as asked, the device that asked (for a
+// review from the block page, the default), or any profile or network.
+func grantOptions(e exceptions.Exception, applies []selectOption) ([]selectOption, string) {
+	asked := e.Scope + ":" + e.Target
+	opts := []selectOption{{asked, "as asked: " + appliesTo(e.Scope, e.Target)}}
+	choice := asked
+	if e.ClientMAC != "" {
+		dev := config.ScopeDevice + ":" + e.ClientMAC
+		opts = append(opts, selectOption{dev, "only the device that asked (" + e.ClientMAC + ")"})
+		if e.Source == exceptions.SourceBlockPage {
+			choice = dev
+		}
+	}
+	for _, o := range applies {
+		if o.Value != "device" && o.Value != asked {
+			opts = append(opts, o)
+		}
+	}
+	return opts, choice
 }
 
 // readApplies splits the form's "applies" choice (and MAC address) into scope and target.
@@ -147,6 +172,9 @@ func (s *Server) renderExceptions(w http.ResponseWriter, r *http.Request, status
 		row := exceptionRow{Exception: e, AppliesTo: appliesTo(e.Scope, e.Target), Requested: when(e.Requested),
 			Starts: when(e.Starts), Expires: when(e.Expires), Decided: when(e.Decided), Ended: when(e.Ended),
 			DurationText: durationText(e.Duration), Own: e.RequestedBy == sess.Account}
+		if e.Status == exceptions.Pending && d.CanApprove {
+			row.Grants, row.GrantFor = grantOptions(e, d.Applies)
+		}
 		if rowErr != nil {
 			rowErr(&row)
 		}
@@ -288,6 +316,9 @@ func (s *Server) decideException(w http.ResponseWriter, r *http.Request, verb st
 	var out exceptions.Exception
 	var grant exceptions.Grant
 	if verb == "approve" {
+		if scope, target, ok := strings.Cut(r.PostFormValue("grant_for"), ":"); ok {
+			grant.Scope, grant.Target = scope, target
+		}
 		if v := strings.TrimSpace(r.PostFormValue("duration")); v != "" {
 			d, derr := readDuration(v)
 			if derr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -110,5 +111,32 @@ func TestExceptionsWorkflow(t *testing.T) {
 	want := []string{"teach1 exception.request Year 8 history: propaganda films", "dsl1 exception.approve ok for this lesson", "dsl1 exception.revoke lesson over"}
 	if strings.Join(actions, "|") != strings.Join(want, "|") {
 		t.Errorf("audit trail:\n%s\nwant\n%s", strings.Join(actions, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A pupil's review from the block page is approved, by default, for the device that asked,
+// not the whole profile.
+func TestBlockPageReviewGrantedToTheDevice(t *testing.T) {
+	e := newEnv(t)
+	e.withAccounts()
+	ctx := context.Background()
+	x, err := e.exceptions.RequestReview(ctx, exceptions.Review{Domain: "tiktok.com", Profile: "pupils",
+		ClientAddr: "10.20.0.31", ClientMAC: "dc:a6:32:01:02:03", Reason: "dance project"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsl := e.browser()
+	csrf := dsl.login("dsl1")
+	_, page := dsl.get("/exceptions")
+	if !strings.Contains(page, `<option value="device:dc:a6:32:01:02:03" selected>`) {
+		t.Fatalf("the device is not the default grant:\n%s", page)
+	}
+	resp, _ := dsl.post("/exceptions/"+strconv.FormatInt(x.ID, 10)+"/approve", url.Values{"csrf": {csrf}, "grant_for": {"device:dc:a6:32:01:02:03"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approve: %d", resp.StatusCode)
+	}
+	got, _ := e.exceptions.Get(ctx, x.ID)
+	if got.Scope != "device" || got.Target != "dc:a6:32:01:02:03" {
+		t.Errorf("granted for %s %s", got.Scope, got.Target)
 	}
 }

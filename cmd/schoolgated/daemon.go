@@ -148,7 +148,7 @@ func (d *daemon) start(ctx context.Context) error {
 	d.recordConfig(ctx, cfg, audit.Entry{Action: "config.change", Summary: "the configuration changed while schoolgate was not running"})
 
 	d.exceptions, err = exceptions.New(exceptions.Config{Path: filepath.Join(d.opts.dataDir, exceptions.FileName),
-		Logger: d.logger.With("component", "exceptions"), Protected: d.protected, KnownTarget: d.knownTarget,
+		Logger: d.logger.With("component", "exceptions"), Protected: d.protected, KnownTarget: d.knownTarget, Bypass: policy.Canary,
 		OnChange: d.exceptionsChanged})
 	if err != nil {
 		return fmt.Errorf("opening the exceptions database: %w", err)

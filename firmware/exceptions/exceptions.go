@@ -183,6 +183,10 @@ type Config struct {
 	// (illegal content) list, matching the name itself; the store also asks
 	// about each parent. Required: pass the same lists the policy engine uses.
 	Protected func(domain string) bool
+	// Bypass, if set, names what a domain would switch off when excepted ("" for most): the
+	// resolver-bypass canaries (iCloud Private Relay, Firefox's DNS over HTTPS) must stay
+	// answered for everyone, so an exception for them is refused like a protected name.
+	Bypass func(domain string) string
 	// KnownTarget, if set, reports whether a profile or segment of that name
 	// exists ("profile" or "segment" as scope), so that a typo is refused
 	// rather than stored as an exception that never applies. Devices are not

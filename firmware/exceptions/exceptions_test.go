@@ -929,3 +929,24 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+// The resolver-bypass canaries stay answered for everyone: no exception can lift them.
+func TestBypassNamesRefused(t *testing.T) {
+	s, err := New(Config{Path: t.TempDir() + "/x.db", Protected: func(string) bool { return false },
+		Bypass: func(d string) string {
+			if d == "mask.icloud.com" {
+				return "iCloud Private Relay"
+			}
+			return ""
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Request(context.Background(), Exception{Scope: "profile", Target: "pupils", Domain: "mask.icloud.com",
+		Action: "allow", Reason: "needs it", Duration: time.Hour, RequestedBy: "teach1"})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Field(FieldDomain), "iCloud Private Relay") {
+		t.Errorf("a bypass canary was accepted: %v", err)
+	}
+}

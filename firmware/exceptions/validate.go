@@ -213,6 +213,12 @@ func (v *validator) domain(raw string) string {
 		}
 		return ""
 	}
+	if v.s.cfg.Bypass != nil {
+		if why := v.s.cfg.Bypass(name); why != "" {
+			v.add(FieldDomain, "domain %s switches off the school's filtering (%s) and cannot be excepted", quote(name), why)
+			return ""
+		}
+	}
 	return name
 }
 

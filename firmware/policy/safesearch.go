@@ -120,6 +120,10 @@ func matchUnsafeEngine(name string) (string, bool) {
 // Canaries are names that clients look up to decide whether to bypass the local resolver.
 // Answering them NXDOMAIN keeps Firefox from enabling DNS over HTTPS, Apple devices from
 // using iCloud Private Relay, and clients from discovering an encrypted resolver (DDR).
+// Canary names what a resolver-bypass canary switches off ("iCloud Private Relay"), or ""
+// when name is not one. Exceptions may not lift them.
+func Canary(name string) string { return canaries[normalise(name)] }
+
 var canaries = map[string]string{
 	"use-application-dns.net": "Firefox DNS-over-HTTPS canary",
 	"mask.icloud.com":         "iCloud Private Relay",
