@@ -59,7 +59,7 @@ type dashTopRow struct {
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r)
 	d := dashboardData{CanDashboard: auth.Can(sess.Role, auth.DashboardRead)}
-	p := page{Title: "Start", fieldErrs: map[string]string{}, Form: map[string]string{}}
+	p := page{Title: "Dashboard", fieldErrs: map[string]string{}, Form: map[string]string{}}
 	if d.CanDashboard {
 		d.Components = s.cfg.Status(r.Context()).Components
 		d.CanLogs = auth.Can(sess.Role, auth.LogsRead)
