@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/backup"
@@ -58,7 +59,21 @@ func (d *daemon) Backup(ctx context.Context, w io.Writer, passphrase string, wit
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	files := []backup.File{{Name: "config/config.yaml", Path: d.store.Path()}}
+	cfgPath := d.store.Path()
+	if _, err := os.Stat(cfgPath); errors.Is(err, fs.ErrNotExist) {
+		// The demo before its first save runs the embedded configuration: back that up.
+		d.mu.Lock()
+		data, err := config.Marshal(d.base)
+		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		cfgPath = filepath.Join(tmp, "config.yaml")
+		if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
+			return err
+		}
+	}
+	files := []backup.File{{Name: "config/config.yaml", Path: cfgPath}}
 	vs, err := d.store.Versions()
 	if err != nil {
 		return err
@@ -166,7 +181,25 @@ func applyPendingRestore(o options, logger *slog.Logger) (*backup.Manifest, erro
 		if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
 			return err
 		}
-		return os.Rename(from, to)
+		err := os.Rename(from, to)
+		if errors.Is(err, syscall.EXDEV) { // the config file on another file system
+			err = copyFile(from, to)
+			if err == nil {
+				err = os.RemoveAll(from)
+			}
+		}
+		return err
+	}
+	// Every move is remembered, so that a failure half-way puts everything back as it was.
+	type moved struct{ from, to string }
+	var done []moved
+	undo := func(err error) (*backup.Manifest, error) {
+		for i := len(done) - 1; i >= 0; i-- {
+			if uerr := move(done[i].to, done[i].from); uerr != nil {
+				logger.Error("undoing the restore", "file", done[i].from, "err", uerr)
+			}
+		}
+		return nil, err
 	}
 	// The whole set is replaced: versions and databases the backup does not hold go aside
 	// too, so the restored state is exactly the backup's.
@@ -181,16 +214,20 @@ func applyPendingRestore(o options, logger *slog.Logger) (*backup.Manifest, erro
 	}
 	for _, p := range current {
 		if _, err := os.Lstat(p); err == nil {
-			if err := move(p, filepath.Join(aside, filepath.Base(p))); err != nil {
-				return nil, fmt.Errorf("moving %s aside: %w", p, err)
+			to := filepath.Join(aside, filepath.Base(p))
+			if err := move(p, to); err != nil {
+				return undo(fmt.Errorf("moving %s aside: %w", p, err))
 			}
+			done = append(done, moved{p, to})
 		}
 	}
 	for _, f := range m.Files {
 		to, _ := o.backupTargets(f.Name)
-		if err := move(filepath.Join(pending, filepath.FromSlash(f.Name)), to); err != nil {
-			return nil, fmt.Errorf("restoring %s: %w", f.Name, err)
+		from := filepath.Join(pending, filepath.FromSlash(f.Name))
+		if err := move(from, to); err != nil {
+			return undo(fmt.Errorf("restoring %s: %w", f.Name, err))
 		}
+		done = append(done, moved{from, to})
 	}
 	if err := os.RemoveAll(pending); err != nil {
 		return nil, err
@@ -198,4 +235,32 @@ func applyPendingRestore(o options, logger *slog.Logger) (*backup.Manifest, erro
 	logger.Warn("restored a backup", "made", m.Created, "appliance", m.Appliance, "firmware", m.FirmwareVersion,
 		"files", len(m.Files), "replaced_files_kept_in", aside)
 	return &m, nil
+}
+
+// copyFile copies a regular file, or a directory of them, keeping modes.
+func copyFile(from, to string) error {
+	fi, err := os.Stat(from)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() {
+		if err := os.MkdirAll(to, fi.Mode().Perm()); err != nil {
+			return err
+		}
+		entries, err := os.ReadDir(from)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := copyFile(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, fi.Mode().Perm())
 }

@@ -112,3 +112,35 @@ func TestBackupRestore(t *testing.T) {
 		t.Errorf("the replaced audit trail was not kept: %v", aside)
 	}
 }
+
+// A restore that cannot be applied puts everything back and the appliance still starts.
+func TestRestoreFailureLeavesThingsAsTheyWere(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d1 := runDaemon(t, dir)
+	var file bytes.Buffer
+	if err := d1.Backup(ctx, &file, "correct horse battery staple", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d1.Restore(ctx, bytes.NewReader(file.Bytes()), "correct horse battery staple"); err != nil {
+		t.Fatal(err)
+	}
+	d1.close()
+	before, _ := os.ReadFile(filepath.Join(dir, "audit.db"))
+	// One staged file goes missing (a full disk, a pulled card): the apply fails half-way.
+	if err := os.Remove(filepath.Join(dir, restorePending, "state", "exceptions.db")); err != nil {
+		t.Fatal(err)
+	}
+	d2 := runDaemon(t, dir)
+	defer d2.close()
+	after, _ := os.ReadFile(filepath.Join(dir, "audit.db"))
+	if len(before) == 0 || len(after) == 0 {
+		t.Fatal("the audit trail is gone")
+	}
+	if failed, _ := filepath.Glob(filepath.Join(dir, "restore-failed-*")); len(failed) != 1 {
+		t.Errorf("the failed restore was not put aside: %v", failed)
+	}
+	if res, err := d2.audit.Verify(ctx); err != nil || !res.OK {
+		t.Errorf("the audit trail after a failed restore: %+v %v", res, err)
+	}
+}

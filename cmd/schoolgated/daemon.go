@@ -85,7 +85,13 @@ func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
 	}
 	restored, err := applyPendingRestore(o, logger)
 	if err != nil {
-		return nil, fmt.Errorf("applying the restored backup: %w", err)
+		// The appliance must come up: the staged backup is put aside for the technician,
+		// and whatever is in place now runs (the files already moved are in before-restore-*).
+		failed := filepath.Join(o.dataDir, "restore-failed-"+time.Now().UTC().Format("20060102-150405"))
+		logger.Error("the restored backup could not be applied; starting with the files in place", "err", err, "backup_kept_in", failed)
+		if rerr := os.Rename(filepath.Join(o.dataDir, restorePending), failed); rerr != nil {
+			logger.Error("putting the failed restore aside", "err", rerr)
+		}
 	}
 	cs, err := loadConfig(o)
 	if err != nil {
