@@ -160,6 +160,7 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 // handleAuditExport downloads the whole trail. The download is itself recorded: who took a
 // copy of the record of changes is part of the record.
 func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request) {
+	longResponse(w)
 	var b bytes.Buffer
 	if err := s.cfg.Audit.Export(r.Context(), &b); err != nil {
 		s.cfg.Logger.Error("exporting the audit trail", "err", err)

@@ -28,6 +28,7 @@ type Backuper interface {
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 func (s *Server) handleBackup(w http.ResponseWriter, r *http.Request) {
+	longResponse(w)
 	pass, again := r.PostFormValue("passphrase"), r.PostFormValue("passphrase2")
 	errs := map[string]string{}
 	switch {

@@ -68,3 +68,10 @@ func (l *listener) close() error {
 	}
 	return err
 }
+
+// longResponse lifts the server's write deadline for a download that may take minutes (a
+// backup, an export, a CSV of the logs) on a slow link or a busy box.
+func longResponse(w http.ResponseWriter) {
+	// Not every ResponseWriter supports deadlines (httptest's recorder); then there is none.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(30 * time.Minute))
+}

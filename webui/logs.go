@@ -444,6 +444,7 @@ func categoryLabel(id string) string {
 // handleLogsCSV streams the filter's events, newest first, up to csvMaxRows. The download
 // is recorded in the audit trail: who took a copy of pupils' browsing, and of what.
 func (s *Server) handleLogsCSV(w http.ResponseWriter, r *http.Request) {
+	longResponse(w)
 	cfg, loc, now := s.logsConfig(), s.location(), time.Now()
 	lq := parseLogQuery(r.URL.Query(), cfg, loc, now)
 	if len(lq.errs) > 0 {

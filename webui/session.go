@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/auth"
 )
@@ -113,6 +114,8 @@ func (s *Server) require(perm auth.Permission, h http.HandlerFunc) http.HandlerF
 			limit := int64(maxFormBytes)
 			if l, ok := bodyLimits[r.Pattern]; ok {
 				limit = l
+				// An upload of this size takes longer than the server's read timeout allows.
+				http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Minute))
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, limit)
 			tok := r.Header.Get(csrfHeader)
