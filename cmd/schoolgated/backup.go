@@ -143,8 +143,21 @@ func (d *daemon) Restore(ctx context.Context, r io.Reader, passphrase string) (b
 	if err != nil {
 		return m, err
 	}
-	if _, err := config.Load(raw); err != nil {
+	cfg, err := config.Load(raw)
+	if err != nil {
 		return m, fmt.Errorf("the backup's configuration is not valid for this version of schoolgate:\n%w", err)
+	}
+	// A backup is a file from elsewhere: its configuration may not read files outside the
+	// configuration's folder, whose lines the lists page would show.
+	for _, l := range cfg.Lists {
+		if l.File != "" && !filepath.IsLocal(l.File) {
+			return m, fmt.Errorf("the backup's list %q reads %q, outside the configuration's folder: restore refused", l.Name, l.File)
+		}
+	}
+	for _, u := range cfg.DNS.Upstreams {
+		if u.TLSCA != "" && !filepath.IsLocal(u.TLSCA) {
+			return m, fmt.Errorf("the backup's upstream %s reads %q, outside the configuration's folder: restore refused", u.Address, u.TLSCA)
+		}
 	}
 	info, _ := json.Marshal(m)
 	if err := os.WriteFile(filepath.Join(staging, restoreInfo), info, 0o600); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/schoolgate/schoolgate/firmware/config"
 	"io"
 	"log/slog"
 	"os"
@@ -143,4 +144,35 @@ func TestRestoreFailureLeavesThingsAsTheyWere(t *testing.T) {
 	if res, err := d2.audit.Verify(ctx); err != nil || !res.OK {
 		t.Errorf("the audit trail after a failed restore: %+v %v", res, err)
 	}
+}
+
+// A crafted backup whose configuration reads a file outside its folder is refused.
+func TestRestoreRefusesOutsideFiles(t *testing.T) {
+	ctx := context.Background()
+	d := runDaemon(t, t.TempDir())
+	defer d.close()
+	dir := t.TempDir()
+	cfg := strings.Replace(string(demoYAMLForTest(t)), "file: lists/adult.txt", "file: /etc/shadow", 1)
+	p := filepath.Join(dir, "config.yaml")
+	os.WriteFile(p, []byte(cfg), 0o600)
+	var file bytes.Buffer
+	if err := backup.Write(&file, "correct horse battery staple", backup.Manifest{}, []backup.File{{Name: "config/config.yaml", Path: p}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := d.Restore(ctx, bytes.NewReader(file.Bytes()), "correct horse battery staple")
+	if err == nil || !strings.Contains(err.Error(), "outside the configuration's folder") {
+		t.Errorf("restore of a config reading /etc/shadow: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(d.opts.dataDir, restorePending)); err == nil {
+		t.Error("the refused backup was staged")
+	}
+}
+
+func demoYAMLForTest(t *testing.T) []byte {
+	t.Helper()
+	b := config.DemoYAML()
+	if !strings.Contains(string(b), "file: lists/adult.txt") {
+		t.Fatal("the demo no longer has lists/adult.txt")
+	}
+	return b
 }
