@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/schoolgate/schoolgate/firmware/config"
 	"io"
 	"log/slog"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/schoolgate/schoolgate/firmware/audit"
 	"github.com/schoolgate/schoolgate/firmware/backup"
+	"github.com/schoolgate/schoolgate/firmware/config"
 	"github.com/schoolgate/schoolgate/firmware/exceptions"
 	"github.com/schoolgate/schoolgate/webui"
 )
