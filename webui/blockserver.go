@@ -228,7 +228,7 @@ func (b *BlockServer) handleReview(w http.ResponseWriter, r *http.Request) {
 		}
 		b.render(w, http.StatusForbidden, d)
 		return
-	case !b.limiter.allow(client, b.cfg.Now()):
+	case !b.limiter.allow(reviewKey(client, dec.MAC), b.cfg.Now()):
 		d.Error = "You have asked for several reviews in the last few minutes. Please wait and ask a member of staff."
 		b.render(w, http.StatusTooManyRequests, d)
 		return
@@ -261,27 +261,42 @@ func (b *BlockServer) handleReview(w http.ResponseWriter, r *http.Request) {
 	b.render(w, http.StatusOK, d)
 }
 
-// reviewLimiter allows n review requests per client address in each window.
+// reviewKey is who a review request counts against: the device's MAC address when the
+// gateway knows it, else its IPv6 /64 (a device can take any address in it) or IPv4 address.
+func reviewKey(client netip.Addr, mac string) string {
+	switch {
+	case mac != "":
+		return mac
+	case client.Is6():
+		p, _ := client.Prefix(64)
+		return p.String()
+	}
+	return client.String()
+}
+
+// reviewLimiter allows n review requests per client in each window.
 type reviewLimiter struct {
 	mu     sync.Mutex
 	n      int
 	window time.Duration
-	seen   map[netip.Addr][]time.Time
+	seen   map[string][]time.Time
+	lastGC time.Time
 }
 
 func newReviewLimiter(n int, window time.Duration) *reviewLimiter {
-	return &reviewLimiter{n: n, window: window, seen: map[netip.Addr][]time.Time{}}
+	return &reviewLimiter{n: n, window: window, seen: map[string][]time.Time{}}
 }
 
-func (l *reviewLimiter) allow(client netip.Addr, now time.Time) bool {
+func (l *reviewLimiter) allow(client string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.seen) > 10000 { // a sweep of many addresses: forget the old ones
+	if now.Sub(l.lastGC) > l.window { // forget clients quiet for a window, at most once per window
 		for a, ts := range l.seen {
 			if now.Sub(ts[len(ts)-1]) > l.window {
 				delete(l.seen, a)
 			}
 		}
+		l.lastGC = now
 	}
 	recent := l.seen[client][:0]
 	for _, t := range l.seen[client] {
