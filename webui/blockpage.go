@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"time"
 
-	"github.com/schoolgate/schoolgate/firmware/category"
 	"github.com/schoolgate/schoolgate/firmware/policy"
 )
 
@@ -18,31 +17,16 @@ const BlockPageMax = 900
 var blockPage = template.Must(template.New("block").Parse(`<!doctype html><meta charset=utf-8><meta name=viewport content="width=device-width"><title>Blocked</title>` +
 	`<body style="font:18px sans-serif;max-width:36em;margin:3em auto;padding:0 1em">` +
 	`<h1>This site is blocked</h1><p><b>{{.Host}}</b> is not available on {{.School}}'s network{{with .Why}}: {{.}}{{end}}.</p>` +
-	`<p>If you need it for your work, ask a member of staff and give them this reference: <b>{{.Ref}}</b></p>`))
+	`<p>If you need it for your work, {{with .Review}}<a href="{{.}}">ask for a review</a>, or {{end}}ask a member of staff and give them this reference: <b>{{.Ref}}</b></p>`))
 
 // BlockPage renders the page shown for a blocked plain-HTTP request to host, at most
-// BlockPageMax bytes.
-func BlockPage(school, host string, d policy.Decision, at time.Time) []byte {
+// BlockPageMax bytes. review, when not empty, is the block page server's address for this
+// site, where the review form is.
+func BlockPage(school, host, review string, d policy.Decision, at time.Time) []byte {
 	if school == "" {
 		school = "the school"
 	}
-	why := ""
-	switch d.Tier {
-	case policy.TierProtected:
-		why = "it is on a list of illegal content that is always blocked"
-	case policy.TierException:
-		why = "a member of staff has blocked it"
-	case policy.TierCanary:
-		why = "it would bypass the school's filtering"
-	case policy.TierNoName:
-		why = "the connection does not say which site it is for"
-	default:
-		if info, ok := category.Lookup(d.Category); ok && d.Category != "" {
-			why = "it is in the category " + info.Name
-		} else if d.List != "" || d.Rule != "" {
-			why = "it is on the school's block list"
-		}
-	}
+	why := whyBlocked(d)
 	if len(host) > 253 {
 		host = host[:253]
 	}
@@ -51,7 +35,7 @@ func BlockPage(school, host string, d policy.Decision, at time.Time) []byte {
 		ref += ", " + p
 	}
 	var b bytes.Buffer
-	if err := blockPage.Execute(&b, map[string]string{"Host": host, "School": school, "Why": why, "Ref": ref}); err != nil || b.Len() > BlockPageMax {
+	if err := blockPage.Execute(&b, map[string]string{"Host": host, "School": school, "Why": why, "Ref": ref, "Review": review}); err != nil || b.Len() > BlockPageMax {
 		// Only a very long school name or host gets here; the short page still says it.
 		b.Reset()
 		template.Must(template.New("short").Parse(`<!doctype html><title>Blocked</title><h1>This site is blocked</h1><p>Reference: {{.}}</p>`)).Execute(&b, ref)

@@ -22,7 +22,7 @@ func TestBlockPage(t *testing.T) {
 		{"custom list", policy.Decision{Tier: policy.TierProfile, Rule: "games.test", Profile: pupils}, []string{"block list"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			page := string(BlockPage("Namespace School", "games.test", tc.d, at))
+			page := string(BlockPage("Namespace School", "games.test", "", tc.d, at))
 			for _, w := range tc.want {
 				if !strings.Contains(page, w) {
 					t.Errorf("page lacks %q:\n%s", w, page)
@@ -36,8 +36,8 @@ func TestBlockPage(t *testing.T) {
 	// Hostile input is escaped, the page names no person, and it stays small.
 	d := policy.Decision{Tier: policy.TierProfile, Category: "adult", Profile: pupils,
 		MAC: "02:00:00:00:00:07", Device: "Alice's laptop", Segment: "pupil"}
-	page := string(BlockPage(`St <b>Mary</b>'s`, `x"><img src=y onerror=alert(1)>.test`, d, at))
-	for _, bad := range []string{"<img", "<b>Mary", "02:00:00:00:00:07", "Alice"} {
+	page := string(BlockPage(`St <b>Mary</b>'s`, `x"><img src=y onerror=alert(1)>.test`, "javascript:alert(1)", d, at))
+	for _, bad := range []string{"<img", "<b>Mary", "02:00:00:00:00:07", "Alice", "javascript:"} {
 		if strings.Contains(page, bad) {
 			t.Errorf("page contains %q:\n%s", bad, page)
 		}
@@ -47,8 +47,13 @@ func TestBlockPage(t *testing.T) {
 			t.Errorf("page lacks the escaped %q:\n%s", want, page)
 		}
 	}
+	// The review link leads to the block page server's form for this site.
+	page = string(BlockPage("Test School", "games.test", "http://10.20.0.1/?site=games.test", d, at))
+	if !strings.Contains(page, `<a href="http://10.20.0.1/?site=games.test">ask for a review</a>`) || len(page) > BlockPageMax {
+		t.Errorf("review link (%d bytes):\n%s", len(page), page)
+	}
 	// Input too long for one segment falls back to the short page, still escaped.
-	page = string(BlockPage(strings.Repeat("<script>", 200), "<script>alert(1)</script>"+strings.Repeat("a", 500), d, at))
+	page = string(BlockPage(strings.Repeat("<script>", 200), "<script>alert(1)</script>"+strings.Repeat("a", 500), "", d, at))
 	if strings.Contains(page, "<script>") || len(page) > BlockPageMax || !strings.Contains(page, "Reference") {
 		t.Errorf("oversized page (%d bytes):\n%s", len(page), page)
 	}

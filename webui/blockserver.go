@@ -157,6 +157,16 @@ func whyBlocked(d policy.Decision) string {
 	return "the school's filtering policy blocks it"
 }
 
+// siteParam reads the site named in a link from the packet path's block page (a request to a
+// blocked name by address never asked the DNS, so it lands on the appliance's own address).
+func siteParam(v string) string {
+	n, err := lists.Normalize(v)
+	if err != nil {
+		return ""
+	}
+	return n
+}
+
 // requestHost is the name the browser asked for, without a port; "" for an address.
 func requestHost(r *http.Request) string {
 	host := r.Host
@@ -181,6 +191,9 @@ func (b *BlockServer) handlePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := requestHost(r)
+	if host == "" {
+		host = siteParam(r.URL.Query().Get("site"))
+	}
 	if host == "" {
 		if to := b.uiURL(r); to != "" {
 			http.Redirect(w, r, to, http.StatusFound)
@@ -213,6 +226,9 @@ func (b *BlockServer) render(w http.ResponseWriter, status int, d blockedData) {
 func (b *BlockServer) handleReview(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	host := requestHost(r)
+	if host == "" {
+		host = siteParam(r.PostFormValue("site"))
+	}
 	if host == "" {
 		http.Error(w, "ask from the block page", http.StatusBadRequest)
 		return

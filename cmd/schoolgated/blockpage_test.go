@@ -96,6 +96,13 @@ func TestBlockPage(t *testing.T) {
 		t.Errorf("pending request: %+v", p)
 	}
 
+	// The packet path's own block page (for a request to a blocked name by address) links
+	// to the appliance's address with the site named: the same page and form.
+	status, page = fetch(t, pupilC, "GET", "http://127.0.0.1/?site=tiktok.com", nil)
+	if status != http.StatusForbidden || !strings.Contains(page, `id="host" class="mono">tiktok.com`) || !strings.Contains(page, `name="site" value="tiktok.com"`) {
+		t.Errorf("block page by ?site=: %d\n%s", status, page)
+	}
+
 	// A pupil cannot flood the queue.
 	codes := []int{}
 	for _, name := range []string{"instagram.com", "tiktok.com", "twitter.com"} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -152,7 +153,8 @@ func (g *gateway) start(ctx context.Context, cfg *config.Config, cat *lists.Cata
 		FailOpen: cfg.Appliance.FailureMode == config.FailOpen,
 		MarkMask: filter.MarkMask, MarkBlock: filter.MarkBlock, Logger: g.log,
 		BlockPage: func(host string, d policy.Decision) []byte {
-			return webui.BlockPage(g.state.Load().cfg.Appliance.Name, host, d, time.Now())
+			cfg := g.state.Load().cfg
+			return webui.BlockPage(cfg.Appliance.Name, host, reviewURL(cfg, d.Segment, host), d, time.Now())
 		},
 	})
 	if err != nil {
@@ -565,4 +567,27 @@ func (m flowMap) SetFlowVerdict(f nfq.Flow, v nfq.FlowVerdict, d policy.Decision
 		fv = filter.VerdictDrop // silent: the block page has answered the flow
 	}
 	return m.g.filter.SetVerdict(filter.FlowKey{Client: f.Client, Server: f.Server, Proto: f.Proto}, fv, m.g.state.Load().ids[d.ProfileName()])
+}
+
+// reviewURL is the block page server's page for host on the client's segment, where the
+// review form is; "" without a block page server or a gateway address.
+func reviewURL(cfg *config.Config, segment, host string) string {
+	if cfg.HTTP.BlockPage == "" {
+		return ""
+	}
+	_, port := splitHostPort(cfg.HTTP.BlockPage)
+	for _, s := range cfg.Segments {
+		if s.Name != segment || len(s.Gateway) == 0 || s.Guest {
+			continue
+		}
+		addr := s.Gateway[0].String()
+		if s.Gateway[0].Is6() {
+			addr = "[" + addr + "]"
+		}
+		if port != "80" {
+			addr += ":" + port
+		}
+		return "http://" + addr + "/?site=" + url.QueryEscape(host)
+	}
+	return ""
 }

@@ -39,3 +39,36 @@ func TestDropLimiter(t *testing.T) {
 		t.Errorf("the scanner is still held back a minute later")
 	}
 }
+
+func TestReviewURL(t *testing.T) {
+	cfg, err := config.Load([]byte(`
+dns: {upstreams: [{address: "192.0.2.53:53"}]}
+http: {block_page: ":80"}
+segments:
+  - {name: pupils, subnets: [10.20.0.0/24, "fd00:20::/64"], gateway: [10.20.0.1, "fd00:20::1"], profile: p}
+  - {name: v6, subnets: ["fd00:30::/64"], gateway: ["fd00:30::1"], profile: p}
+  - {name: guest, subnets: [10.30.0.0/24], gateway: [10.30.0.1], profile: g, guest: true}
+profiles: [{name: p}, {name: g}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ segment, want string }{
+		{"pupils", "http://10.20.0.1/?site=a.test%26x"},
+		{"v6", "http://[fd00:30::1]/?site=a.test%26x"},
+		{"guest", ""}, // guests never reach the block page server
+		{"", ""},
+	} {
+		if got := reviewURL(cfg, tc.segment, "a.test&x"); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.segment, got, tc.want)
+		}
+	}
+	cfg.HTTP.BlockPage = "10.20.0.1:8081"
+	if got := reviewURL(cfg, "pupils", "a.test"); got != "http://10.20.0.1:8081/?site=a.test" {
+		t.Errorf("port 8081: %q", got)
+	}
+	cfg.HTTP.BlockPage = ""
+	if got := reviewURL(cfg, "pupils", "a.test"); got != "" {
+		t.Errorf("no block page server: %q", got)
+	}
+}
