@@ -494,7 +494,7 @@ func TestBrowserTour(t *testing.T) {
 	}))
 
 	pages := []tourPage{
-		{"/", "schoolgate", "/", "dashboard"},
+		{"/", "Dashboard", "/", "dashboard"},
 		{"/logs", "Logs", "/logs", "logs"},
 		{"/logs?device=" + pupil, "Logs", "/logs", ""}, // a device's logs and summary
 		{"/exceptions", "Exceptions", "/exceptions", ""},

@@ -355,10 +355,14 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 
 	listState, listDetail := "running", fmt.Sprintf("%d listed domains, %d protected", cat.Domains.Len(), cat.Protected.Len())
 	protected := 0
+	var oldest time.Time
 	for _, s := range m.Status() {
 		age := int64(0)
 		if !s.Updated.IsZero() {
 			age = int64(now.Sub(s.Updated) / time.Second)
+			if oldest.IsZero() || s.Updated.Before(oldest) {
+				oldest = s.Updated
+			}
 		}
 		st.Lists = append(st.Lists, webui.ListStatus{SourceStatus: s, AgeSeconds: age})
 		if s.Protected {
@@ -367,6 +371,9 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		if s.LastError != "" {
 			listState, listDetail = "degraded", fmt.Sprintf("list %s: %s", s.Name, s.LastError)
 		}
+	}
+	if !oldest.IsZero() && listState == "running" {
+		listDetail += "; oldest list updated " + ageText(now.Sub(oldest)) + " ago"
 	}
 	if protected == 0 {
 		listState, listDetail = "degraded", "the protected tier is empty"
@@ -629,4 +636,23 @@ func apiToken(dataDir string) (string, error) {
 		return "", err
 	}
 	return tok, os.Rename(tmp, path)
+}
+
+// ageText says how long ago in the largest whole unit: "3 days", "5 hours", "12 minutes".
+func ageText(d time.Duration) string {
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return fmt.Sprintf("%d %ss", n, name)
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return unit(int64(d/(24*time.Hour)), "day")
+	case d >= 2*time.Hour:
+		return unit(int64(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return unit(int64(d/time.Minute), "minute")
+	}
+	return "less than a minute"
 }

@@ -84,8 +84,8 @@ type HTTP struct {
 	// BlockPage is where the block page is served ("ip:port"): the browsers of profiles whose
 	// block_response is "blockpage" are sent there for blocked names, and pupils can ask
 	// for a review from it. Every non-guest segment reaches it; the internet does not.
-	// Empty: no block page server. On a gateway, ":80" with block_page_ipv4 set to the
-	// segments' gateway address.
+	// Default on a gateway (appliance.wan set) ":80", which also sends a browser that opens
+	// the appliance's own address to the HTTPS web UI; otherwise empty: no block page server.
 	BlockPage string `yaml:"block_page,omitempty"`
 }
 

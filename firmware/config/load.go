@@ -122,6 +122,9 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	setDefault(&c.HTTP.Listen, "127.0.0.1:8080")
+	if c.HTTP.BlockPage == "" && c.Appliance.WAN != "" {
+		c.HTTP.BlockPage = ":80" // a gateway serves the block page, and sends its own address to the UI
+	}
 	if c.HTTP.TLS == nil {
 		on := c.Appliance.WAN != ""
 		c.HTTP.TLS = &on
