@@ -339,15 +339,7 @@ func (v *validator) profiles() {
 		v.enum(path+".youtube", p.YouTube, YouTubeOff, YouTubeModerate, YouTubeStrict)
 		v.enum(path+".quic", p.QUIC, QUICInspect, QUICBlock, QUICAllow)
 		v.enum(path+".no_sni", p.NoSNI, ActionBlock, ActionAllow)
-		cats := seen{}
-		for j, id := range p.BlockCategories {
-			cp := fmt.Sprintf("%s.block_categories[%d]", path, j)
-			if !category.Valid(id) {
-				v.add(cp, "unknown category %q; known: %s", id, strings.Join(category.IDs(), ", "))
-				continue
-			}
-			v.unique(cats, cp, "category", string(id))
-		}
+		v.categories(path+".block_categories", p.BlockCategories)
 		for j, sb := range p.ScheduledBlocks {
 			sp := fmt.Sprintf("%s.scheduled_blocks[%d]", path, j)
 			if !slices.ContainsFunc(v.c.Schedules, func(s Schedule) bool { return s.Name == sb.Schedule }) {
@@ -357,15 +349,7 @@ func (v *validator) profiles() {
 				}
 				v.add(sp+".schedule", "unknown schedule %q; schedules: %s", sb.Schedule, listOrNone(names))
 			}
-			scats := seen{}
-			for k, id := range sb.Categories {
-				cp := fmt.Sprintf("%s.categories[%d]", sp, k)
-				if !category.Valid(id) {
-					v.add(cp, "unknown category %q; known: %s", id, strings.Join(category.IDs(), ", "))
-					continue
-				}
-				v.unique(scats, cp, "category", string(id))
-			}
+			v.categories(sp+".categories", sb.Categories)
 		}
 		v.domains(path+".allow", p.Allow)
 		v.domains(path+".block", p.Block)
@@ -390,6 +374,19 @@ func (v *validator) profiles() {
 				v.add(lp, "list %q has format %q; address lists need format ips", name, v.c.Lists[idx].Format)
 			}
 		}
+	}
+}
+
+// categories checks a list of category IDs: known, each once.
+func (v *validator) categories(path string, ids []category.ID) {
+	cats := seen{}
+	for j, id := range ids {
+		cp := fmt.Sprintf("%s[%d]", path, j)
+		if !category.Valid(id) {
+			v.add(cp, "unknown category %q; known: %s", id, strings.Join(category.IDs(), ", "))
+			continue
+		}
+		v.unique(cats, cp, "category", string(id))
 	}
 }
 
