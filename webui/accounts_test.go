@@ -50,15 +50,6 @@ func (b *browser) loginWith(name, password string) (*http.Response, string) {
 	return b.post("/login", url.Values{"csrf": {hidden(b.e.t, page, "csrf")}, "name": {name}, "password": {password}})
 }
 
-// csrfOf reads the session's CSRF token from a page the browser can open.
-func (b *browser) csrfOf(path string) string {
-	b.e.t.Helper()
-	resp, page := b.get(path)
-	if resp.StatusCode != http.StatusOK {
-		b.e.t.Fatalf("%s: %d", path, resp.StatusCode)
-	}
-	return hidden(b.e.t, page, "csrf")
-}
 
 // lastAudit returns the newest audit entry with action, failing if there is none.
 func (e *env) lastAudit(action string) audit.Entry {

@@ -25,11 +25,6 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 var t0 = time.Date(2026, 3, 2, 10, 15, 30, 0, time.UTC)
 

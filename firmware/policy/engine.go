@@ -202,7 +202,8 @@ func (e *Engine) decide(r Request) Decision {
 	}
 
 	// Tier 2: exceptions.
-	if ex, ok := s.matchException(d, e.now()); ok {
+	now := e.now()
+	if ex, ok := s.matchException(d, now); ok {
 		d.Tier, d.Rule, d.Reason = TierException, ex.ID, ex.Reason
 		if ex.Action == "block" {
 			d.Action = Block
@@ -233,11 +234,8 @@ func (e *Engine) decide(r Request) Decision {
 		d.List = "custom block"
 		return d
 	}
-	now := e.now()
 	if blockedBy(s, p, &d, p.blockedAt(now)) {
-		if d.Schedule = p.scheduleBlocking(d.Category, now); d.Schedule != "" {
-			d.Rule += " (schedule " + d.Schedule + ")"
-		}
+		d.Schedule = p.scheduleBlocking(d.Category, now)
 		return d
 	}
 	if p.UnsafeEngines {
@@ -418,7 +416,7 @@ func steps(d Decision, client netip.Addr) []string {
 		return out
 	case d.Action == Block && d.Tier == TierProfile && d.Schedule != "":
 		add("%q is listed in category %q by list %q (entry %q), which profile %q blocks while schedule %q is on, as it is now",
-			d.Name, d.Category, d.List, strings.TrimSuffix(d.Rule, " (schedule "+d.Schedule+")"), p.Name, d.Schedule)
+			d.Name, d.Category, d.List, d.Rule, p.Name, d.Schedule)
 		return out
 	case d.Action == Block && d.Tier == TierProfile:
 		add("%q is listed in category %q by list %q (entry %q), which profile %q blocks", d.Name, d.Category, d.List, d.Rule, p.Name)
@@ -455,6 +453,8 @@ func summary(d Decision) string {
 		return fmt.Sprintf("answered NXDOMAIN: %s is a resolver-bypass canary", d.Name)
 	case d.Action == Rewrite:
 		return fmt.Sprintf("rewritten to %s: safe search enforced for %s", d.Rewrite, who)
+	case d.Action == Block && d.Category != "" && d.Schedule != "":
+		return fmt.Sprintf("blocked for %s while schedule %s is on: category %s (list %q, entry %s)", who, d.Schedule, d.Category, d.List, d.Rule)
 	case d.Action == Block && d.Category != "":
 		return fmt.Sprintf("blocked for %s: category %s (list %q, entry %s)", who, d.Category, d.List, d.Rule)
 	case d.Action == Block:

@@ -87,7 +87,8 @@ func TestScheduledBlocks(t *testing.T) {
 	w := at("2026-11-23 10:00")
 	now.Store(&w)
 	ex := e.Explain(Request{Client: client, Name: "www.facebook.com"})
-	if ex.Decision.Schedule != "lessons" || !strings.Contains(strings.Join(ex.Steps, "\n"), `while schedule "lessons" is on`) {
+	if ex.Decision.Schedule != "lessons" || ex.Decision.Rule != "facebook.com" || !strings.Contains(ex.Summary, "while schedule lessons is on") ||
+		!strings.Contains(strings.Join(ex.Steps, "\n"), `while schedule "lessons" is on`) {
 		t.Errorf("explanation does not name the schedule: %+v\n%s", ex.Decision, strings.Join(ex.Steps, "\n"))
 	}
 	if d := e.Decide(Request{Client: client, Name: "pornhub.com"}); d.Schedule != "" {
