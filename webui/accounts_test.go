@@ -50,7 +50,6 @@ func (b *browser) loginWith(name, password string) (*http.Response, string) {
 	return b.post("/login", url.Values{"csrf": {hidden(b.e.t, page, "csrf")}, "name": {name}, "password": {password}})
 }
 
-
 // lastAudit returns the newest audit entry with action, failing if there is none.
 func (e *env) lastAudit(action string) audit.Entry {
 	e.t.Helper()

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,5 +410,19 @@ func TestAPIOnlyWithoutAuth(t *testing.T) {
 	if _, err := New(Config{Explainer: fakeExplainer{}, Events: fakeEvents{}, Status: func(context.Context) Status { return Status{} },
 		Auth: &auth.Store{}}); err == nil {
 		t.Error("New accepted an accounts store without an audit log")
+	}
+}
+
+// While the appliance is still starting, health says so: monitoring and service managers
+// must not take a listening UI for a filtering gateway.
+func TestHealthWhileStarting(t *testing.T) {
+	var ready atomic.Bool
+	e := newEnvWith(t, func(c *Config) { c.Ready = ready.Load })
+	if resp, body := e.browser().get("/api/health"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
+		t.Errorf("/api/health while starting: %d %s", resp.StatusCode, body)
+	}
+	ready.Store(true)
+	if resp, body := e.browser().get("/api/health"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "ok") {
+		t.Errorf("/api/health once started: %d %s", resp.StatusCode, body)
 	}
 }

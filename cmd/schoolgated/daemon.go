@@ -63,6 +63,7 @@ type daemon struct {
 	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
 	restart        chan struct{} // the web UI asked for a restart
 	restarting     atomic.Bool
+	ready          atomic.Bool      // every part is started: /api/health says "ok"
 	restored       *backup.Manifest // the backup applied at this start, if any
 	ups            upstreams        // the last probe of the upstream resolvers
 
@@ -215,6 +216,7 @@ func (d *daemon) start(ctx context.Context) error {
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
 		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart, Backup: d, Devices: d.devices,
+		Ready: d.ready.Load,
 	})
 	if err != nil {
 		return err
@@ -242,6 +244,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.lists.Start(ctx); err != nil {
 		return fmt.Errorf("starting list updates: %w", err)
 	}
+	d.ready.Store(true)
 	d.logger.Info("schoolgate started", "version", version, "config", d.source,
 		"dns", cfg.DNS.Listen, "http", cfg.HTTP.Listen, "data_dir", d.opts.dataDir,
 		"listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())

@@ -133,7 +133,11 @@ func startDaemon(tb testing.TB, topo *nettest.Topology, dir, cfg string) *daemon
 		}
 		if err == nil {
 			resp.Body.Close()
-			return d
+			// 503 "starting" until the packet path is in place: the UI listens first.
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+			err = fmt.Errorf("health: %s", resp.Status)
 		}
 		select {
 		case <-d.done:
