@@ -545,11 +545,16 @@ func (w *writer) purge() {
 			w.l.log.Error("purging event log", "err", err)
 			return
 		}
-		w.l.purged.Add(uint64(n))
-		if n < purgeChunk {
+		done := n < purgeChunk
+		if done {
 			if _, err := w.conn.ExecContext(w.ctx, `DELETE FROM rollup WHERE hour < ?`, cut/3600); err != nil {
 				w.l.log.Error("purging event rollups", "err", err)
 			}
+		}
+		// Counted once the rows and, at the end, their rollups are gone, so whoever sees the
+		// count sees the log as the purge left it.
+		w.l.purged.Add(uint64(n))
+		if done {
 			w.purgeDue = false
 			if n > 0 || w.l.purged.Load() > 0 {
 				w.l.log.Debug("purged event log", "before", time.Unix(cut, 0))
