@@ -348,9 +348,9 @@ func writeCatalog(w io.Writer, inputHash [32]byte, cat *Catalog, stats []compile
 	return bw.Flush()
 }
 
-// readCatalog reads a snapshot, or returns (nil, nil, nil) when it was compiled from other
-// inputs than want.
-func readCatalog(r io.Reader, want [32]byte) (*Catalog, []compileStats, error) {
+// readCatalog reads a snapshot of size bytes (0: unknown), or returns (nil, nil, nil) when
+// it was compiled from other inputs than want.
+func readCatalog(r io.Reader, size int64, want [32]byte) (*Catalog, []compileStats, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	hdr := make([]byte, 8+4+32+4)
 	if _, err := io.ReadFull(br, hdr); err != nil {
@@ -391,10 +391,10 @@ func readCatalog(r io.Reader, want [32]byte) (*Catalog, []compileStats, error) {
 	for _, t := range meta.Tags {
 		cat.Tags = append(cat.Tags, Tag{Categories: category.Set(t.Categories), Lists: t.Lists})
 	}
-	if cat.Domains, err = ReadSet(br); err != nil {
+	if cat.Domains, err = readSet(br, size); err != nil {
 		return nil, nil, err
 	}
-	if cat.Protected, err = ReadSet(br); err != nil {
+	if cat.Protected, err = readSet(br, size); err != nil {
 		return nil, nil, err
 	}
 	// Values must index Tags, or the policy would panic on a damaged file.

@@ -143,8 +143,17 @@ func FuzzReadSet(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		s, err := ReadSet(r)
+		// Knowing how many bytes there are changes how the table is allocated, never what
+		// is read.
+		sized, serr := readSet(bytes.NewReader(in), int64(len(in)))
+		if (err == nil) != (serr == nil) || (err != nil && err.Error() != serr.Error()) {
+			t.Fatalf("ReadSet: %v; with the size known: %v", err, serr)
+		}
 		if err != nil {
 			return
+		}
+		if sized.Len() != s.Len() || sized.MemoryBytes() != s.MemoryBytes() {
+			t.Fatalf("with the size known: %d names in %d bytes, want %d in %d", sized.Len(), sized.MemoryBytes(), s.Len(), s.MemoryBytes())
 		}
 		used := len(in) - r.Len()
 		var out bytes.Buffer

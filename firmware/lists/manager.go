@@ -634,7 +634,11 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 	fromSnapshot := false
 	if m.cfg.CacheDir != "" {
 		if f, err := os.Open(snapPath); err == nil {
-			c, st, err := readCatalog(f, sum)
+			var size int64
+			if fi, err := f.Stat(); err == nil {
+				size = fi.Size()
+			}
+			c, st, err := readCatalog(f, size, sum)
 			f.Close()
 			switch {
 			case err != nil:

@@ -198,8 +198,12 @@ func parseHostsLine(line []byte, n int, stats *ParseStats, add func(string)) {
 			return
 		}
 	}
-	fields := bytes.Fields(line)
-	if _, err := netip.ParseAddr(string(fields[0])); err == nil {
+	var buf [4][]byte
+	fields := appendFields(buf[:0], line)
+	if len(fields) == 0 {
+		return
+	}
+	if mayBeAddr(fields[0]) && isAddr(fields[0]) {
 		if len(fields) == 1 {
 			stats.skip(n, line, ErrIPAddress.Error())
 			return
@@ -220,6 +224,41 @@ func parseHostsLine(line []byte, n int, stats *ParseStats, add func(string)) {
 		return
 	}
 	addName(fields[0], line, n, stats, add)
+}
+
+// appendFields appends the fields of line, split at ASCII white space, to dst: a hosts line
+// has one or two, and dst's array on the caller's stack holds them without allocating, for
+// each of the millions of lines of a big list.
+func appendFields(dst [][]byte, line []byte) [][]byte {
+	const space = " \t\r\n\v\f"
+	for {
+		i := 0
+		for i < len(line) && strings.IndexByte(space, line[i]) >= 0 {
+			i++
+		}
+		line = line[i:]
+		if len(line) == 0 {
+			return dst
+		}
+		end := bytes.IndexAny(line, space)
+		if end < 0 {
+			return append(dst, line)
+		}
+		dst = append(dst, line[:end])
+		line = line[end:]
+	}
+}
+
+// mayBeAddr says whether a field could be an IP address: one starts with a digit or has a
+// colon. Names, nearly every field, are then not handed to netip.ParseAddr, whose error
+// for them costs an allocation each.
+func mayBeAddr(f []byte) bool {
+	return len(f) > 0 && (f[0] >= '0' && f[0] <= '9' || bytes.IndexByte(f, ':') >= 0)
+}
+
+func isAddr(f []byte) bool {
+	_, err := netip.ParseAddr(string(f))
+	return err == nil
 }
 
 // adblockOptions are the rule modifiers that keep a "||name^" rule a plain block of the

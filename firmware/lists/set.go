@@ -316,15 +316,25 @@ func bucketsFor(n int) int {
 }
 
 // SetBuilder collects names for a Set. It is not safe for concurrent use.
+//
+// Keys and values are kept in chunks rather than one growing slice: appending never
+// copies, no capacity is left unused, and Build frees each chunk as soon as it has been
+// sorted out of it. For the full UT1 set (5.5M names) that keeps the compile's peak well
+// below the old one of two growing slices plus their sorted copy.
 type SetBuilder struct {
 	seed   uint64
 	h      hasher
 	labels uint64
-	keys   []uint64
-	vals   []uint32
+	n      int
+	first  int        // capacity of the first chunk (the size hint)
+	keys   [][]uint64 // chunks; all full but the last
+	vals   [][]uint32
 }
 
-// NewSetBuilder returns a builder with room for sizeHint names.
+// builderChunk is the capacity of every chunk but the first: 768 KiB of keys and values.
+const builderChunk = 1 << 16
+
+// NewSetBuilder returns a builder with room for sizeHint names before it allocates more.
 func NewSetBuilder(sizeHint int) *SetBuilder {
 	var b [8]byte
 	rand.Read(b[:]) // never fails since Go 1.24
@@ -332,8 +342,7 @@ func NewSetBuilder(sizeHint int) *SetBuilder {
 }
 
 func newSetBuilderSeed(sizeHint int, seed uint64) *SetBuilder {
-	sizeHint = max(0, min(sizeHint, 1<<26))
-	return &SetBuilder{seed: seed, h: newHasher(seed), keys: make([]uint64, 0, sizeHint), vals: make([]uint32, 0, sizeHint)}
+	return &SetBuilder{seed: seed, h: newHasher(seed), first: max(16, min(sizeHint, builderChunk))}
 }
 
 // Add adds a normalised name (see Normalize) with value v. A trailing dot is ignored.
@@ -341,21 +350,31 @@ func (b *SetBuilder) Add(name string, v uint32) {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	b.keys = append(b.keys, b.h.hashName(name))
-	b.vals = append(b.vals, v)
+	last := len(b.keys) - 1
+	if last < 0 || len(b.keys[last]) == cap(b.keys[last]) {
+		c := builderChunk
+		if last < 0 {
+			c = b.first
+		}
+		b.keys = append(b.keys, make([]uint64, 0, c))
+		b.vals = append(b.vals, make([]uint32, 0, c))
+		last++
+	}
+	b.keys[last] = append(b.keys[last], b.h.hashName(name))
+	b.vals[last] = append(b.vals[last], v)
+	b.n++
 	b.labels |= labelBit(strings.Count(name, ".") + 1)
 }
 
 // Len returns the number of names added so far, duplicates included.
-func (b *SetBuilder) Len() int { return len(b.keys) }
+func (b *SetBuilder) Len() int { return b.n }
 
 // Build returns the Set and resets the builder. When a name was added more than once, the
 // values are folded in the order they were added with merge(old, new); a nil merge keeps
 // the first value.
 func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
-	inKeys, inVals := b.keys, b.vals
-	b.keys, b.vals = nil, nil
-	n := len(inKeys)
+	inKeys, inVals, n := b.keys, b.vals, b.n
+	b.keys, b.vals, b.n = nil, nil, 0
 	if n > maxSetEntries {
 		panic("lists: set too large")
 	}
@@ -371,8 +390,10 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 	ib := sortBits(n)
 	shift := uint(64 - ib)
 	counts := make([]uint32, (1<<ib)+1)
-	for _, k := range inKeys {
-		counts[(k>>shift)+1]++
+	for _, chunk := range inKeys {
+		for _, k := range chunk {
+			counts[(k>>shift)+1]++
+		}
 	}
 	for i := 1; i < len(counts); i++ {
 		counts[i] += counts[i-1]
@@ -380,13 +401,15 @@ func (b *SetBuilder) Build(merge func(a, b uint32) uint32) *Set {
 	keys := make([]uint64, n)
 	vals := make([]uint32, n)
 	next := counts[:len(counts)-1]
-	for i, k := range inKeys {
-		bk := k >> shift
-		p := next[bk]
-		keys[p], vals[p] = k, inVals[i]
-		next[bk]++
+	for c, chunk := range inKeys {
+		for i, k := range chunk {
+			bk := k >> shift
+			p := next[bk]
+			keys[p], vals[p] = k, inVals[c][i]
+			next[bk]++
+		}
+		inKeys[c], inVals[c] = nil, nil // sorted out: the collector may have it back
 	}
-	inKeys, inVals = nil, nil
 	// next[b] is now the end of group b, and the start of group b is the end of b-1.
 	lo := uint32(0)
 	for _, hi := range next {

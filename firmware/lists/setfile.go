@@ -99,7 +99,12 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // be embedded in a larger file. Damaged or hostile input gives an error wrapping ErrCorrupt
 // (or the reader's error), never a panic, and memory grows with the bytes actually present
 // rather than with the count the header claims.
-func ReadSet(r io.Reader) (*Set, error) {
+func ReadSet(r io.Reader) (*Set, error) { return readSet(r, 0) }
+
+// readSet is ReadSet for a reader known to hold at most avail bytes (0: unknown). A table
+// that fits in them is allocated at its size at once: loading the full UT1 set then takes
+// its 80 MB, not that plus the copies of a growing table.
+func readSet(r io.Reader, avail int64) (*Set, error) {
 	crc := crc32.New(castagnoli)
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -131,6 +136,9 @@ func ReadSet(r io.Reader) (*Set, error) {
 	// The table grows with the data read (see grow).
 	buf := make([]byte, bucketLen*min(nb, chunkLen))
 	tbl := make([]bucket, 0, min(nb, chunkLen))
+	if avail > 0 && uint64(avail)/bucketLen >= nbuckets {
+		tbl = make([]bucket, 0, nb)
+	}
 	keys := 0
 	for len(tbl) < nb {
 		m := min(nb-len(tbl), chunkLen)
