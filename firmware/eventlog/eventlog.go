@@ -181,12 +181,17 @@ func openDB(path string, readOnly bool) (*sql.DB, error) {
 	// synchronous=NORMAL in WAL loses at most the last commits on power cut,
 	// never consistency, and saves an fsync per commit on SD cards.
 	params := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	// Page caches are memory the daemon keeps for good (a 1 GB board's budget is 200 MB):
+	// the writer's 8 MB holds the hot index pages (4 MB cost a fifth of the ingest rate,
+	// 16 MB gained nothing measurable); the UI's scans of a file of a gigabyte or more
+	// depend on the kernel's page cache, which the kernel can reclaim, far more than on
+	// the readers' own.
 	if readOnly {
-		params += "&_pragma=query_only(1)&_pragma=cache_size(-8000)"
+		params += "&_pragma=query_only(1)&_pragma=cache_size(-4000)"
 	} else {
 		// temp_store(MEMORY): a statement journal, should a statement ever
 		// need one, stays off the SD card.
-		params += "&_pragma=cache_size(-16000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)"
+		params += "&_pragma=cache_size(-8000)&_pragma=foreign_keys(0)&_pragma=temp_store(MEMORY)"
 	}
 	maxOpen := 1
 	if readOnly {
