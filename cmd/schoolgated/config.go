@@ -168,6 +168,7 @@ func (d *daemon) swapIn(ctx context.Context, p *prepared) error {
 	}
 	d.logger.Info("configuration applied", "source", p.source,
 		"listed_domains", p.cat.Domains.Len(), "protected_domains", p.cat.Protected.Len())
+	releaseMemory() // the old catalog, and the new one's compile garbage
 	return nil
 }
 
@@ -287,6 +288,9 @@ func (d *daemon) reload(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	// The lists are compiled beside the ones serving: start from what is live, not from a
+	// heap full of the last minutes' garbage.
+	releaseMemory()
 	p, err := d.prepare(ctx, cs)
 	if err != nil {
 		return err

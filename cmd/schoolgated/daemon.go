@@ -64,6 +64,7 @@ type daemon struct {
 	restart        chan struct{} // the web UI asked for a restart
 	restarting     atomic.Bool
 	ready          atomic.Bool      // every part is started: /api/health says "ok"
+	memoryLimit    int64            // the Go runtime's soft memory limit (memory.go)
 	restored       *backup.Manifest // the backup applied at this start, if any
 	ups            upstreams        // the last probe of the upstream resolvers
 
@@ -244,6 +245,7 @@ func (d *daemon) start(ctx context.Context) error {
 	if err := d.lists.Start(ctx); err != nil {
 		return fmt.Errorf("starting list updates: %w", err)
 	}
+	releaseMemory() // the lists' compile garbage
 	d.ready.Store(true)
 	d.logger.Info("schoolgate started", "version", version, "config", d.source,
 		"dns", cfg.DNS.Listen, "http", cfg.HTTP.Listen, "data_dir", d.opts.dataDir,
@@ -261,6 +263,7 @@ func (d *daemon) dnsConfig(cfg *config.Config) dnssvc.Config {
 // listsUpdated is called by a list manager when a scheduled update changed its catalog.
 // Updates from a manager that a reload has replaced are ignored.
 func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
+	defer releaseMemory() // after the unlock: the old catalog is garbage by then
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if m != d.lists {
@@ -402,6 +405,7 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		d.upstreamComponent(),
 		clockComponent(),
 		diskComponent(d.opts.dataDir),
+		memoryComponent(d.memoryLimit),
 	}
 	switch {
 	case d.block != nil:

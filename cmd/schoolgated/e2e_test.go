@@ -89,7 +89,7 @@ var upstreamHandler = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 })
 
 // startUpstream serves DNS on loopback over UDP and TCP.
-func startUpstream(t *testing.T) string {
+func startUpstream(t testing.TB) string {
 	t.Helper()
 	handler := upstreamHandler
 	port := freePort(t)
@@ -110,7 +110,7 @@ func startUpstream(t *testing.T) string {
 }
 
 // freePort finds a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -158,14 +158,14 @@ func (s *syncBuffer) String() string {
 
 // startDaemon runs schoolgated with args plus fresh listen addresses and a data directory,
 // and waits until its API answers.
-func startDaemon(t *testing.T, upstream string, args ...string) *daemonProc {
+func startDaemon(t testing.TB, upstream string, args ...string) *daemonProc {
 	t.Helper()
 	return startDaemonIn(t, t.TempDir(), upstream, args...)
 }
 
 // startDaemonIn starts the daemon with the given data directory, e.g. that of a daemon
 // stopped before, to see what it kept.
-func startDaemonIn(t *testing.T, dataDir, upstream string, args ...string) *daemonProc {
+func startDaemonIn(t testing.TB, dataDir, upstream string, args ...string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{
 		dnsAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -220,7 +220,7 @@ func startDaemonIn(t *testing.T, dataDir, upstream string, args ...string) *daem
 }
 
 // stop sends SIGTERM and checks the daemon exits cleanly.
-func (d *daemonProc) stop(t *testing.T) {
+func (d *daemonProc) stop(t testing.TB) {
 	t.Helper()
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
@@ -236,7 +236,7 @@ func (d *daemonProc) stop(t *testing.T) {
 	}
 }
 
-func (d *daemonProc) reload(t *testing.T) {
+func (d *daemonProc) reload(t testing.TB) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -277,7 +277,7 @@ func summarise(m *dns.Msg) string {
 
 // writeDemoConfig copies the embedded demo configuration and its lists into dir, so a test
 // can change them and reload.
-func writeDemoConfig(t *testing.T, dir string) string {
+func writeDemoConfig(t testing.TB, dir string) string {
 	t.Helper()
 	_, fsys := config.Demo()
 	err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
@@ -657,7 +657,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (d *daemonProc) getJSON(t *testing.T, path string, v any) {
+func (d *daemonProc) getJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	if code := d.getJSONStatus(t, path, v); code != http.StatusOK {
 		t.Fatalf("GET %s: status %d", path, code)
@@ -665,7 +665,7 @@ func (d *daemonProc) getJSON(t *testing.T, path string, v any) {
 }
 
 // getJSONStatus asks the daemon's API with its token, as the admin CLI on the box does.
-func (d *daemonProc) getJSONStatus(t *testing.T, path string, v any) int {
+func (d *daemonProc) getJSONStatus(t testing.TB, path string, v any) int {
 	t.Helper()
 	tok, err := os.ReadFile(filepath.Join(d.dataDir, "api-token"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -19,6 +20,36 @@ func TestDiskState(t *testing.T) {
 		if c.State != tc.state || !strings.Contains(c.Detail, tc.text) {
 			t.Errorf("%d of %d free: %s %q, want %s with %q", tc.free, tc.total, c.State, c.Detail, tc.state, tc.text)
 		}
+	}
+}
+
+// The memory limit is a share of the board's RAM within bounds: the full UT1 set fits on
+// the smallest board, and a big one does not give the collector nothing to do.
+func TestMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		ram  uint64
+		want int64
+	}{
+		{0, memoryLimitMax},         // unknown
+		{512 << 20, memoryLimitMin}, // 15% would be 77 MiB
+		{1 << 30, 161061273},        // a 1 GB board: 153.6 MiB
+		{4 << 30, 644245094},        // 4 GB: 614 MiB
+		{16 << 30, memoryLimitMax},
+	} {
+		if got := memoryLimit(tc.ram); got != tc.want {
+			t.Errorf("memoryLimit(%d MiB) = %d, want %d", tc.ram>>20, got, tc.want)
+		}
+	}
+}
+
+// The memory component turns degraded when what is live takes most of the limit.
+func TestMemoryComponent(t *testing.T) {
+	if c := memoryComponent(1 << 40); c.State != "running" || !strings.Contains(c.Detail, "live after the last collection") {
+		t.Errorf("with room: %s %q", c.State, c.Detail)
+	}
+	runtime.GC() // something is live, and more than one byte
+	if c := memoryComponent(1); c.State != "degraded" || !strings.Contains(c.Detail, "most of the memory limit") {
+		t.Errorf("over the limit: %s %q", c.State, c.Detail)
 	}
 }
 
@@ -43,6 +74,10 @@ func TestUpstreamHealth(t *testing.T) {
 	}
 	if s, detail := component("disk"); s == "" || !strings.Contains(detail, "free of") {
 		t.Errorf("disk: %s %q", s, detail)
+	}
+	// The demo's lists are small: memory is well within the limit the daemon set itself.
+	if s, detail := component("memory"); s != "running" || !strings.Contains(detail, "resident") || !strings.Contains(detail, "limit") {
+		t.Errorf("memory: %s %q", s, detail)
 	}
 	d.stop(t)
 

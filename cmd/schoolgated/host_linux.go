@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"strconv"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/schoolgate/schoolgate/webui"
@@ -31,4 +35,31 @@ func diskComponent(dataDir string) webui.Component {
 	}
 	total, free := st.Blocks*uint64(st.Bsize), st.Bavail*uint64(st.Bsize)
 	return diskState(total, free)
+}
+
+// physicalMemory is the board's RAM in bytes, 0 when it cannot be read.
+func physicalMemory() uint64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
+	}
+	return uint64(si.Totalram) * uint64(si.Unit)
+}
+
+// residentMemory is what the kernel counts resident for this process (its RSS), 0 when it
+// cannot be read.
+func residentMemory() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
 }

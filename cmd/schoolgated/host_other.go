@@ -13,3 +13,9 @@ func clockComponent() webui.Component {
 func diskComponent(string) webui.Component {
 	return webui.Component{Name: "disk", State: "running", Detail: "free space unknown on this system"}
 }
+
+// physicalMemory: unknown on this system.
+func physicalMemory() uint64 { return 0 }
+
+// residentMemory: unknown on this system.
+func residentMemory() uint64 { return 0 }
