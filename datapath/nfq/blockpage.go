@@ -6,9 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // A block page is one TCP segment: the whole IP packet stays within these sizes, so that it
@@ -98,27 +95,20 @@ func blockPagePacket(f Flow, r request, body []byte) ([]byte, error) {
 	if f.Client.Addr().Is6() {
 		limit, ipLen = maxPagePacket6, ipv6HeaderLen
 	}
-	tcp := &layers.TCP{
-		SrcPort: layers.TCPPort(f.Server.Port()), DstPort: layers.TCPPort(f.Client.Port()),
-		Seq: r.ack, Ack: r.end, PSH: true, ACK: true, FIN: true, Window: pageWindow,
+	seg := tcpSegment{
+		src: f.Server, dst: f.Client,
+		seq: r.ack, ack: r.end, flags: tcpPSH | tcpACK | tcpFIN, window: pageWindow,
 	}
 	tcpLen := tcpHeaderLen
 	if r.ts.ok {
 		tcpLen += tcpTSLen
-		ts := make([]byte, 8)
-		binary.BigEndian.PutUint32(ts, r.ts.ecr)
-		binary.BigEndian.PutUint32(ts[4:], r.ts.val)
-		tcp.Options = []layers.TCPOption{
-			{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
-			{OptionType: layers.TCPOptionKindNop, OptionLength: 1},
-			{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10, OptionData: ts},
-		}
+		seg.ts = tcpTimestamp{val: r.ts.ecr, ecr: r.ts.val, ok: true}
 	}
-	payload := blockResponse(body, limit-ipLen-tcpLen)
-	if payload == nil {
+	seg.payload = blockResponse(body, limit-ipLen-tcpLen)
+	if seg.payload == nil {
 		return nil, errors.New("nfq: block page does not fit in a segment")
 	}
-	return serializeTCP(f.Server.Addr(), f.Client.Addr(), tcp, payload)
+	return seg.build()
 }
 
 // serverResetPacket builds the reset that closes the server's side of flow f in the
@@ -128,41 +118,110 @@ func serverResetPacket(f Flow, r request) ([]byte, error) {
 	if !r.ok || f.Proto != protoTCP {
 		return nil, errNoRequest
 	}
-	tcp := &layers.TCP{
-		SrcPort: layers.TCPPort(f.Client.Port()), DstPort: layers.TCPPort(f.Server.Port()),
-		Seq: r.seq, Ack: r.ack, RST: true, ACK: true,
-	}
-	return serializeTCP(f.Client.Addr(), f.Server.Addr(), tcp, nil)
+	seg := tcpSegment{src: f.Client, dst: f.Server, seq: r.seq, ack: r.ack, flags: tcpRST | tcpACK}
+	return seg.build()
 }
 
-// serializeTCP puts tcp and payload in an IPv4 or IPv6 packet from src to dst, with
-// lengths and checksums filled in.
-func serializeTCP(src, dst netip.Addr, tcp *layers.TCP, payload []byte) ([]byte, error) {
+// tcpSegment is a TCP segment we send in another host's name.
+type tcpSegment struct {
+	src, dst netip.AddrPort
+	seq, ack uint32
+	flags    uint8 // tcpFIN, tcpACK…
+	window   uint16
+	ts       tcpTimestamp // sent as NOP, NOP, timestamp (the usual aligned layout) when ok
+	payload  []byte
+}
+
+// build returns the IP packet that carries s: IPv4 with Don't Fragment set (the segment
+// is sized not to need it) or IPv6, with a TTL or hop limit of pageTTL, lengths and
+// checksums filled in. Everything else in the headers is zero.
+func (s *tcpSegment) build() ([]byte, error) {
+	src, dst := s.src.Addr(), s.dst.Addr()
 	if !src.IsValid() || !dst.IsValid() || src.Is4() != dst.Is4() {
 		return nil, errors.New("nfq: flow addresses of different families")
 	}
-	var ip gopacket.SerializableLayer
+	ipLen, tcpLen := ipv6HeaderLen, tcpHeaderLen
 	if src.Is4() {
-		s, d := src.As4(), dst.As4()
-		ip4 := &layers.IPv4{Version: 4, TTL: pageTTL, Protocol: layers.IPProtocolTCP,
-			Flags: layers.IPv4DontFragment, SrcIP: s[:], DstIP: d[:]}
-		if err := tcp.SetNetworkLayerForChecksum(ip4); err != nil {
-			return nil, err
-		}
-		ip = ip4
+		ipLen = ipv4HeaderLen
+	}
+	if s.ts.ok {
+		tcpLen += tcpTSLen
+	}
+	segLen := tcpLen + len(s.payload)
+	if ipLen+segLen > 0xffff {
+		return nil, errors.New("nfq: segment too long for an IP packet")
+	}
+	b := make([]byte, ipLen+segLen)
+
+	tcp := b[ipLen:]
+	binary.BigEndian.PutUint16(tcp[0:], s.src.Port())
+	binary.BigEndian.PutUint16(tcp[2:], s.dst.Port())
+	binary.BigEndian.PutUint32(tcp[4:], s.seq)
+	binary.BigEndian.PutUint32(tcp[8:], s.ack)
+	tcp[12] = byte(tcpLen/4) << 4
+	tcp[13] = s.flags
+	binary.BigEndian.PutUint16(tcp[14:], s.window)
+	if s.ts.ok {
+		opt := tcp[tcpHeaderLen:]
+		opt[0], opt[1], opt[2], opt[3] = tcpOptNOP, tcpOptNOP, tcpOptTimestamp, tcpOptTimestampLen
+		binary.BigEndian.PutUint32(opt[4:], s.ts.val)
+		binary.BigEndian.PutUint32(opt[8:], s.ts.ecr)
+	}
+	copy(tcp[tcpLen:], s.payload)
+
+	// The TCP checksum covers a pseudo-header of the addresses, the protocol and the
+	// segment's length (RFC 793, RFC 8200 §8.1), which is the same sum for both families
+	// once the addresses are in.
+	var sum uint32
+	if src.Is4() {
+		ip := b[:ipv4HeaderLen]
+		ip[0] = 4<<4 | ipv4HeaderLen/4
+		binary.BigEndian.PutUint16(ip[2:], uint16(len(b)))
+		binary.BigEndian.PutUint16(ip[6:], ipv4DontFragment)
+		ip[8] = pageTTL
+		ip[9] = protoTCP
+		s4, d4 := src.As4(), dst.As4()
+		copy(ip[12:], s4[:])
+		copy(ip[16:], d4[:])
+		binary.BigEndian.PutUint16(ip[10:], ^foldChecksum(addChecksum(0, ip)))
+		sum = addChecksum(0, ip[12:20])
 	} else {
-		s, d := src.As16(), dst.As16()
-		ip6 := &layers.IPv6{Version: 6, HopLimit: pageTTL, NextHeader: layers.IPProtocolTCP,
-			SrcIP: s[:], DstIP: d[:]}
-		if err := tcp.SetNetworkLayerForChecksum(ip6); err != nil {
-			return nil, err
-		}
-		ip = ip6
+		ip := b[:ipv6HeaderLen]
+		ip[0] = 6 << 4
+		binary.BigEndian.PutUint16(ip[4:], uint16(segLen))
+		ip[6] = protoTCP
+		ip[7] = pageTTL
+		s16, d16 := src.As16(), dst.As16()
+		copy(ip[8:], s16[:])
+		copy(ip[24:], d16[:])
+		sum = addChecksum(0, ip[8:40])
 	}
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(buf, opts, ip, tcp, gopacket.Payload(payload)); err != nil {
-		return nil, err
+	sum += protoTCP + uint32(segLen)
+	binary.BigEndian.PutUint16(tcp[16:], ^foldChecksum(addChecksum(sum, tcp)))
+	return b, nil
+}
+
+// ipv4DontFragment is the DF flag in the IPv4 flags and fragment offset word.
+const ipv4DontFragment = 0x4000
+
+// addChecksum adds b to the Internet checksum's running sum (RFC 1071): big-endian 16-bit
+// words, an odd last byte padded with zero. A uint32 cannot overflow for an IP packet.
+func addChecksum(sum uint32, b []byte) uint32 {
+	for len(b) >= 2 {
+		sum += uint32(binary.BigEndian.Uint16(b))
+		b = b[2:]
 	}
-	return buf.Bytes(), nil
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	return sum
+}
+
+// foldChecksum folds the carries of a running sum back into 16 bits (ones' complement
+// addition); the checksum is its complement.
+func foldChecksum(sum uint32) uint16 {
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
 }

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
 )
 
 // Protocols of the flows the slow path sees.
@@ -45,32 +42,55 @@ type tcpTimestamp struct {
 
 var errUndecodable = errors.New("not an IPv4/IPv6 TCP or UDP packet")
 
+// TCP header flags, as they sit in the header's 14th byte.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpPSH = 0x08
+	tcpACK = 0x10
+)
+
+// Header fields the decoder reads.
+const (
+	ipv4MoreFragments  = 0x2000 // in the flags and fragment offset word
+	ipv4FragOffset     = 0x1fff
+	ipv6HopByHop       = 0 // next header value of the hop-by-hop options header
+	tcpOptEnd          = 0
+	tcpOptNOP          = 1
+	tcpOptTimestamp    = 8
+	tcpOptTimestampLen = 10
+	udpHeaderLen       = 8
+)
+
 // decoder turns raw IP packets (nfqueue hands us the network layer, no Ethernet header)
-// into packets without allocating: gopacket's DecodingLayerParser reuses its layers. A
-// decoder is not safe for concurrent use; each queue has its own.
+// into packets without allocating. It reads only the few fields the slow path needs, by
+// hand: a general packet library costs megabytes of lookup tables that would stay resident
+// in the daemon. A decoder is not safe for concurrent use; each queue has its own.
+//
+// It reads what gopacket (which it replaced) read, with these deliberate differences, all
+// on packets our kernel either never forwards or that are better filtered than refused
+// (a refused packet is judged by the failure mode, so under FailOpen it passes unread):
+//   - IPv4 options are skipped, not checked: the kernel has already dropped packets whose
+//     options are malformed before they reach the forward hook.
+//   - An IPv4 total length of 0 is refused; gopacket took it as the buffer's length.
+//   - TCP options are read as Linux reads them: a malformed option ends the walk (keeping a
+//     timestamp seen before it) instead of refusing the packet, since the server's stack
+//     accepts such a segment and its data must not slip past unread.
+//   - A hop-by-hop header is skipped by its length without checking its options (the
+//     kernel checked them on the way in); an IPv6 payload length of 0 (a jumbogram) is
+//     refused.
+//   - Tunnelled packets (IPv4 in IPv4, IPv6 in IPv6), which gopacket decoded to their inner
+//     addresses, are refused: the fast path never queues them, and a verdict keyed by the
+//     inner addresses would not match the kernel's flow anyway.
 type decoder struct {
-	ip4     layers.IPv4
-	ip6     layers.IPv6
-	tcp     layers.TCP
-	udp     layers.UDP
-	payload gopacket.Payload
-	p4, p6  *gopacket.DecodingLayerParser
-	found   []gopacket.LayerType
 	// The last MAC address formatted, and its text: a client's packets come in runs.
 	lastMAC    [6]byte
 	lastMACStr string
 }
 
 func newDecoder() *decoder {
-	d := &decoder{found: make([]gopacket.LayerType, 0, 4)}
-	d.p4 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv4, &d.ip4, &d.tcp, &d.udp, &d.payload)
-	d.p6 = gopacket.NewDecodingLayerParser(layers.LayerTypeIPv6, &d.ip6, &d.tcp, &d.udp, &d.payload)
-	for _, p := range []*gopacket.DecodingLayerParser{d.p4, d.p6} {
-		// An unknown next layer (an IPv6 extension header, an ICMP packet) is not an
-		// error here: decode checks that it found a transport layer.
-		p.IgnoreUnsupported = true
-	}
-	return d
+	return &decoder{}
 }
 
 // mac formats a 6-byte MAC address as net.HardwareAddr does; anything else is "".
@@ -84,63 +104,162 @@ func (d *decoder) mac(hw []byte) string {
 	return d.lastMACStr
 }
 
+// decode reads an IPv4 or IPv6 packet carrying TCP or UDP. The payload aliases b.
 func (d *decoder) decode(b []byte) (packet, error) {
+	var src, dst netip.Addr
+	var proto uint8
+	var l4 []byte // the transport header and what follows, within the IP length
+	var ok bool
 	if len(b) == 0 {
 		return packet{}, errUndecodable
 	}
-	var parser *gopacket.DecodingLayerParser
 	switch b[0] >> 4 {
 	case 4:
-		parser = d.p4
+		src, dst, proto, l4, ok = ipv4Header(b)
 	case 6:
-		parser = d.p6
-	default:
-		return packet{}, errUndecodable
+		src, dst, proto, l4, ok = ipv6Header(b)
 	}
-	d.found = d.found[:0]
-	if err := parser.DecodeLayers(b, &d.found); err != nil {
+	if !ok {
 		return packet{}, errUndecodable
 	}
 	var p packet
-	var src, dst netip.Addr
-	var transport gopacket.LayerType
-	for _, t := range d.found {
-		switch t {
-		case layers.LayerTypeIPv4:
-			if d.ip4.Flags&layers.IPv4MoreFragments != 0 || d.ip4.FragOffset != 0 {
-				return packet{}, errUndecodable // fragments carry no reliable ports
-			}
-			src, _ = netip.AddrFromSlice(d.ip4.SrcIP.To4())
-			dst, _ = netip.AddrFromSlice(d.ip4.DstIP.To4())
-		case layers.LayerTypeIPv6:
-			src, _ = netip.AddrFromSlice(d.ip6.SrcIP.To16())
-			dst, _ = netip.AddrFromSlice(d.ip6.DstIP.To16())
-		case layers.LayerTypeTCP, layers.LayerTypeUDP:
-			transport = t
-		}
-	}
-	switch transport {
-	case layers.LayerTypeTCP:
-		p.flow = Flow{netip.AddrPortFrom(src, uint16(d.tcp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.tcp.DstPort)), protoTCP}
-		p.seq, p.syn, p.fin, p.rst = d.tcp.Seq, d.tcp.SYN, d.tcp.FIN, d.tcp.RST
-		p.ack, p.hasACK = d.tcp.Ack, d.tcp.ACK
-		for _, o := range d.tcp.Options {
-			if o.OptionType == layers.TCPOptionKindTimestamps && len(o.OptionData) == 8 {
-				p.ts = tcpTimestamp{val: binary.BigEndian.Uint32(o.OptionData), ecr: binary.BigEndian.Uint32(o.OptionData[4:]), ok: true}
-			}
-		}
-		p.payload = d.tcp.Payload
-		if p.syn {
-			p.seq++ // SYN occupies one sequence number before the data
-		}
-	case layers.LayerTypeUDP:
-		p.flow = Flow{netip.AddrPortFrom(src, uint16(d.udp.SrcPort)), netip.AddrPortFrom(dst, uint16(d.udp.DstPort)), protoUDP}
-		p.payload = d.udp.Payload
+	var sport, dport uint16
+	switch proto {
+	case protoTCP:
+		sport, dport, ok = readTCP(&p, l4)
+	case protoUDP:
+		sport, dport, ok = readUDP(&p, l4)
 	default:
+		ok = false
+	}
+	if !ok {
 		return packet{}, errUndecodable
 	}
-	if !src.IsValid() || !dst.IsValid() {
-		return packet{}, errUndecodable
-	}
+	p.flow = Flow{Client: netip.AddrPortFrom(src, sport), Server: netip.AddrPortFrom(dst, dport), Proto: proto}
 	return p, nil
+}
+
+// ipv4Header reads an IPv4 header and returns what it carries, cut to the total length
+// (a frame can be longer than the packet). A packet shorter than its total length keeps
+// what there is, as gopacket did: only a copy range can cut one, and the start of a
+// segment is still worth reading. Fragments are refused: only the first carries the
+// ports, and none carries the whole transport payload.
+func ipv4Header(b []byte) (src, dst netip.Addr, proto uint8, l4 []byte, ok bool) {
+	if len(b) < ipv4HeaderLen || b[0]>>4 != 4 {
+		return
+	}
+	hl := int(b[0]&0x0f) * 4
+	total := int(binary.BigEndian.Uint16(b[2:]))
+	if hl < ipv4HeaderLen || hl > len(b) || total < hl {
+		return
+	}
+	if frag := binary.BigEndian.Uint16(b[6:]); frag&(ipv4MoreFragments|ipv4FragOffset) != 0 {
+		return
+	}
+	src = netip.AddrFrom4([4]byte(b[12:16]))
+	dst = netip.AddrFrom4([4]byte(b[16:20]))
+	return src, dst, b[9], b[hl:min(total, len(b))], true
+}
+
+// ipv6Header reads an IPv6 header, and a hop-by-hop options header right after it if
+// there is one, and returns the next header and what follows, cut to the payload length.
+// Any other extension header (routing, fragment, destination options…) leaves the
+// transport header out of reach and the packet is refused, as gopacket refused it.
+func ipv6Header(b []byte) (src, dst netip.Addr, proto uint8, l4 []byte, ok bool) {
+	if len(b) < ipv6HeaderLen || b[0]>>4 != 6 {
+		return
+	}
+	n := int(binary.BigEndian.Uint16(b[4:]))
+	if n == 0 {
+		return // a jumbogram: nfqueue's copy range could not hold one anyway
+	}
+	l4 = b[ipv6HeaderLen:]
+	l4 = l4[:min(n, len(l4))]
+	proto = b[6]
+	if proto == ipv6HopByHop {
+		// Next header, then the length in 8-byte units beyond the first 8.
+		if len(l4) < 2 {
+			return
+		}
+		hl := (int(l4[1]) + 1) * 8
+		if hl > len(l4) {
+			return
+		}
+		proto, l4 = l4[0], l4[hl:]
+	}
+	src = netip.AddrFrom16([16]byte(b[8:24]))
+	dst = netip.AddrFrom16([16]byte(b[24:40]))
+	return src, dst, proto, l4, true
+}
+
+// readTCP fills p's TCP fields from the segment b and returns its ports.
+func readTCP(p *packet, b []byte) (sport, dport uint16, ok bool) {
+	if len(b) < tcpHeaderLen {
+		return 0, 0, false
+	}
+	off := int(b[12]>>4) * 4
+	if off < tcpHeaderLen || off > len(b) {
+		return 0, 0, false
+	}
+	flags := b[13]
+	p.seq = binary.BigEndian.Uint32(b[4:])
+	p.ack = binary.BigEndian.Uint32(b[8:])
+	p.hasACK = flags&tcpACK != 0
+	p.syn = flags&tcpSYN != 0
+	p.fin = flags&tcpFIN != 0
+	p.rst = flags&tcpRST != 0
+	p.ts = tcpTimestampOption(b[tcpHeaderLen:off])
+	p.payload = b[off:]
+	if p.syn {
+		p.seq++ // SYN occupies one sequence number before the data
+	}
+	return binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:]), true
+}
+
+// tcpTimestampOption finds the timestamp option in a TCP header's options the way Linux
+// does (tcp_parse_options), since the receiving stack's reading is the one that counts:
+// end-of-list stops the walk, a NOP is one byte, any other option has a length of at
+// least 2 that must fit; an impossible length stops the walk but keeps what came before.
+// Of several timestamp options the last counts, as in Linux and gopacket.
+func tcpTimestampOption(opts []byte) tcpTimestamp {
+	var ts tcpTimestamp
+	for len(opts) > 0 {
+		switch opts[0] {
+		case tcpOptEnd:
+			return ts
+		case tcpOptNOP:
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 {
+			return ts
+		}
+		n := int(opts[1])
+		if n < 2 || n > len(opts) {
+			return ts
+		}
+		if opts[0] == tcpOptTimestamp && n == tcpOptTimestampLen {
+			ts = tcpTimestamp{val: binary.BigEndian.Uint32(opts[2:]), ecr: binary.BigEndian.Uint32(opts[6:]), ok: true}
+		}
+		opts = opts[n:]
+	}
+	return ts
+}
+
+// readUDP sets p's payload from the datagram b and returns its ports. The payload ends where the
+// UDP length says, or at the end of the IP payload if that comes first; a length of 0 is
+// read as "the rest", as Linux reads it over IPv6 (and gopacket read it everywhere).
+func readUDP(p *packet, b []byte) (sport, dport uint16, ok bool) {
+	if len(b) < udpHeaderLen {
+		return 0, 0, false
+	}
+	n := int(binary.BigEndian.Uint16(b[4:]))
+	switch {
+	case n == 0:
+		n = len(b)
+	case n < udpHeaderLen:
+		return 0, 0, false
+	}
+	p.payload = b[udpHeaderLen:min(n, len(b))]
+	return binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:]), true
 }

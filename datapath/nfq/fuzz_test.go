@@ -53,7 +53,8 @@ func FuzzSlowPath(f *testing.F) {
 }
 
 // checkBlockPage: whatever the client sent, the block page for its flow (when it gets
-// one) is built without panicking and fits in one segment.
+// one) and the server's reset are built without panicking, well formed, and the page fits
+// in one segment.
 func checkBlockPage(t *testing.T, o *outcome) {
 	if !wantsBlockPage(o) {
 		return
@@ -65,9 +66,12 @@ func checkBlockPage(t *testing.T, o *outcome) {
 	if len(pkt) > maxPagePacket4 || (o.flow.Client.Addr().Is6() && len(pkt) > maxPagePacket6) {
 		t.Fatalf("block page of %d bytes", len(pkt))
 	}
-	if _, err := serverResetPacket(o.flow, o.req); err != nil {
+	parseTCP(t, pkt) // gopacket reads it, and its checksums verify
+	rst, err := serverResetPacket(o.flow, o.req)
+	if err != nil {
 		t.Fatalf("server reset for %v: %v", o.flow, err)
 	}
+	parseTCP(t, rst)
 }
 
 // tcpPacket builds a client's TCP data packet of flow fl with a timestamp option.
@@ -75,7 +79,7 @@ func tcpPacket(tb testing.TB, fl Flow, seq, ack uint32, payload []byte) []byte {
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(fl.Client.Port()), DstPort: layers.TCPPort(fl.Server.Port()),
 		Seq: seq, Ack: ack, ACK: true, PSH: true, Window: 502,
 		Options: []layers.TCPOption{{OptionType: layers.TCPOptionKindTimestamps, OptionData: []byte{0, 0, 0, 1, 0, 0, 0, 2}}}}
-	pkt, err := serializeTCP(fl.Client.Addr(), fl.Server.Addr(), tcp, payload)
+	pkt, err := gopacketTCP(fl.Client.Addr(), fl.Server.Addr(), tcp, payload)
 	if err != nil {
 		tb.Fatal(err)
 	}
