@@ -18,8 +18,11 @@ build:
 run: build
 	$(BIN)/schoolgated -demo $(ARGS)
 
+# go vet, and every Go file as gofmt writes it (gofmt sits beside the go command).
 vet:
 	$(GO) vet ./...
+	@unformatted=$$("$$(dirname "$$(command -v $(GO))")/gofmt" -l .); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 
 # Debian packages the tests use as real clients. Installed when running as root (CI, the
 # appliance's developer VM); otherwise the missing ones are named and their checks skip.

@@ -38,7 +38,7 @@ type Config struct {
 	// LANPorts are TCP ports every non-guest segment reaches (the block page) and the WAN
 	// does not.
 	LANPorts []uint16
-	Queue      Queue    // nfqueue used by the slow path
+	Queue    Queue // nfqueue used by the slow path
 
 	// Packet marks set by the eBPF fast path: mark&MarkMask == MarkQueue sends the
 	// packet to the slow path, == MarkBlock blocks it.

@@ -87,8 +87,8 @@ func (tp *gatewayTopo) config(t *testing.T, failOpen bool) Config {
 		},
 		DNSPort:    testDNSPort,
 		AdminPorts: []uint16{testAdminPort}, LANPorts: []uint16{testLANPort},
-		Queue:      Queue{Num: testQueueNum, Count: 2, FailOpen: failOpen},
-		MarkMask:   testMarkMask, MarkQueue: testMarkQueue, MarkBlock: testMarkBlock,
+		Queue:    Queue{Num: testQueueNum, Count: 2, FailOpen: failOpen},
+		MarkMask: testMarkMask, MarkQueue: testMarkQueue, MarkBlock: testMarkBlock,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 }

@@ -25,7 +25,6 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
-
 var t0 = time.Date(2026, 3, 2, 10, 15, 30, 0, time.UTC)
 
 func newClock() *fakeClock { return &fakeClock{t: t0} }
