@@ -62,7 +62,7 @@ type Event struct {
 type Config struct {
 	Path          string // SQLite file; WAL mode
 	Logger        *slog.Logger
-	QueueSize     int              // bounded queue; default 65536
+	QueueSize     int              // bounded queue; default 32768
 	FlushInterval time.Duration    // default 1s: about one commit a second
 	DedupeWindow  time.Duration    // default 60s; negative disables folding
 	Retention     time.Duration    // default 365 days
@@ -85,7 +85,9 @@ type Stats struct {
 type SegmentCounts struct{ Queries, Blocked uint64 }
 
 const (
-	defaultQueueSize     = 65536
+	// 32768 events of 256 bytes: 8 MB held for good, and more than half a second of the
+	// 50k events/s the writer takes while a commit waits for the disk.
+	defaultQueueSize     = 32768
 	defaultFlushInterval = time.Second
 	defaultDedupeWindow  = 60 * time.Second
 	defaultRetention     = 365 * 24 * time.Hour

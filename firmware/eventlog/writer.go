@@ -16,9 +16,13 @@ const (
 	maxBatch = 32768
 	// Caches of dictionary ids are cleared when they grow past these sizes;
 	// a miss costs one indexed lookup, a bloated map costs RAM on a 1 GB board.
-	maxNameCache = 1 << 17
+	// The fold map is cleared likewise (repeats after that are stored as rows of
+	// their own, the counts stay right): at about 200 bytes a key, 64k keys keep a
+	// flood of unique names (a tunnelling client, a random-subdomain attack) to
+	// some 13 MB, where a million cost 200 MB.
+	maxNameCache = 1 << 16
 	maxAtomCache = 1 << 16
-	maxFoldKeys  = 1 << 20
+	maxFoldKeys  = 1 << 16
 	// purgeChunk rows are deleted per statement so that retention never holds
 	// the write lock for long while the queue fills.
 	purgeChunk  = 10000
