@@ -275,6 +275,28 @@ func TestDedupe(t *testing.T) {
 		{"different client", [][]Event{{at(0, nil), at(1, func(e *Event) { e.Client = netip.MustParseAddr("10.0.0.2") })}}, []int{1, 1}},
 		{"preset counts add", [][]Event{{at(0, func(e *Event) { e.Count = 4 }), at(1, func(e *Event) { e.Count = 2 })}}, []int{6}},
 		{"name case folds", [][]Event{{at(0, nil), at(1, func(e *Event) { e.Name = "X.Example." })}}, []int{2}},
+		// Fields are digested with their lengths: moving a letter from one to the next
+		// is a different decision.
+		{"fields do not run together", [][]Event{{at(0, func(e *Event) { e.MAC, e.Device = "ab", "" }), at(1, func(e *Event) { e.MAC, e.Device = "a", "b" })}}, []int{1, 1}},
+		{"no client and ::", [][]Event{{at(0, func(e *Event) { e.Client = netip.Addr{} }), at(1, func(e *Event) { e.Client = netip.IPv6Unspecified() })}}, []int{1, 1}},
+	}
+	// Any field but the time and count makes a decision of its own.
+	for _, f := range []struct {
+		name string
+		set  func(*Event)
+	}{
+		{"mac", func(e *Event) { e.MAC = "dc:a6:32:01:02:03" }}, {"device", func(e *Event) { e.Device = "kiosk" }},
+		{"segment", func(e *Event) { e.Segment = "t" }}, {"profile", func(e *Event) { e.Profile = "staff" }},
+		{"source", func(e *Event) { e.Source = "sni" }}, {"name", func(e *Event) { e.Name = "y.example" }},
+		{"action", func(e *Event) { e.Action = "allow" }}, {"tier", func(e *Event) { e.Tier = "exception" }},
+		{"category", func(e *Event) { e.Category = "social" }}, {"list", func(e *Event) { e.List = "ut1" }},
+		{"rule", func(e *Event) { e.Rule = "x.example" }},
+	} {
+		tests = append(tests, struct {
+			name    string
+			batches [][]Event
+			want    []int
+		}{"different " + f.name, [][]Event{{at(0, nil), at(1, f.set)}}, []int{1, 1}})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

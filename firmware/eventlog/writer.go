@@ -3,9 +3,10 @@ package eventlog
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
+	"hash/maphash"
 	"strings"
 	"time"
 )
@@ -17,12 +18,12 @@ const (
 	// Caches of dictionary ids are cleared when they grow past these sizes;
 	// a miss costs one indexed lookup, a bloated map costs RAM on a 1 GB board.
 	// The fold map is cleared likewise (repeats after that are stored as rows of
-	// their own, the counts stay right): at about 200 bytes a key, 64k keys keep a
-	// flood of unique names (a tunnelling client, a random-subdomain attack) to
-	// some 13 MB, where a million cost 200 MB.
+	// their own, the counts stay right): at about 70 bytes a key, 256k keys hold a
+	// busy school's minute and keep a flood of unique names (a tunnelling client,
+	// a random-subdomain attack) to some 18 MB.
 	maxNameCache = 1 << 16
 	maxAtomCache = 1 << 16
-	maxFoldKeys  = 1 << 16
+	maxFoldKeys  = 1 << 18
 	// purgeChunk rows are deleted per statement so that retention never holds
 	// the write lock for long while the queue fills.
 	purgeChunk  = 10000
@@ -35,12 +36,32 @@ type atomKey struct {
 	value string
 }
 
-// foldKey is everything but the time and count: only identical decisions fold.
+// foldKey stands for everything in an event but the time and count: only identical
+// decisions fold. It is the name and a 64-bit digest of the other fields, not the fields
+// themselves: 24 bytes a key instead of 216, so the map can hold the distinct decisions of
+// a busy school's minute without holding tens of megabytes. Two different decisions fold
+// together only if they have the same name and the same digest (a chance of 2^-64).
 type foldKey struct {
-	client                                   netip.Addr
-	mac, device, segment, profile, source    string
-	name, qtype, action, tier, category, lst string
-	rule                                     string
+	sum  uint64
+	name string
+}
+
+// foldKeyOf digests the event's fields, each length-prefixed so that no two different
+// events write the same bytes.
+func (w *writer) foldKeyOf(e *Event) foldKey {
+	h := &w.foldHash
+	h.Reset()
+	a := e.Client.As16()
+	var buf [20]byte
+	copy(buf[:], a[:])
+	binary.LittleEndian.PutUint32(buf[16:], uint32(e.Client.BitLen()))
+	h.Write(buf[:])
+	for _, s := range [...]string{e.MAC, e.Device, e.Segment, e.Profile, e.Source, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule} {
+		binary.LittleEndian.PutUint32(buf[:4], uint32(len(s)))
+		h.Write(buf[:4])
+		h.WriteString(s)
+	}
+	return foldKey{sum: h.Sum64(), name: e.Name}
 }
 
 type foldEntry struct {
@@ -70,12 +91,13 @@ type writer struct {
 	// Dictionary ids are cached boxed: binding an int64 through database/sql
 	// takes an interface, and boxing it anew for every column of every row
 	// was a third of the writer's allocations.
-	names map[string]any
-	atoms map[atomKey]any
-	args  []any           // insertChunk rows of insertCols arguments
-	seq   map[int64]int64 // second → next sequence number
-	fold  map[foldKey]foldEntry
-	gen   uint64
+	names    map[string]any
+	atoms    map[atomKey]any
+	args     []any           // insertChunk rows of insertCols arguments
+	seq      map[int64]int64 // second → next sequence number
+	fold     map[foldKey]foldEntry
+	foldHash maphash.Hash // reused by foldKeyOf
+	gen      uint64
 
 	batch   []row
 	updates map[int64]int
@@ -232,7 +254,7 @@ func (w *writer) add(e Event) {
 	w.rollup(&e)
 	var k foldKey
 	if w.window > 0 {
-		k = foldKey{e.Client, e.MAC, e.Device, e.Segment, e.Profile, e.Source, e.Name, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule}
+		k = w.foldKeyOf(&e)
 		t := e.Time.UnixNano()
 		if f, ok := w.fold[k]; ok && abs(t-f.first) < w.window {
 			if f.gen == w.gen {
