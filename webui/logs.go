@@ -471,7 +471,7 @@ func (s *Server) handleLogsCSV(w http.ResponseWriter, r *http.Request) {
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true // RFC 4180
 	cw.Write([]string{"time", "client", "mac", "device", "segment", "profile", "source", "name", "qtype",
-		"action", "tier", "category", "list", "rule", "count"})
+		"action", "tier", "category", "list", "rule", "count", "schedule"})
 	rows := 0
 	for {
 		for _, e := range res.Events {
@@ -483,7 +483,7 @@ func (s *Server) handleLogsCSV(w http.ResponseWriter, r *http.Request) {
 				client = e.Client.String()
 			}
 			rec := []string{e.Time.In(loc).Format(time.RFC3339), client, e.MAC, e.Device, e.Segment, e.Profile,
-				e.Source, e.Name, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule, strconv.Itoa(e.Count)}
+				e.Source, e.Name, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule, strconv.Itoa(e.Count), e.Schedule}
 			for i := range rec {
 				rec[i] = csvSafeCell(rec[i])
 			}

@@ -101,6 +101,9 @@ func (le *logsEnv) record() {
 		switch i % 3 {
 		case 0:
 			e.Name, e.Action, e.Tier, e.Category, e.List, e.Rule = "tiktok.com", "block", "profile", "social", "social", "tiktok.com"
+			if i%2 == 0 {
+				e.Schedule = "lessons" // social networks blocked in lesson time
+			}
 		case 1:
 			e.Name = "www.bbc.co.uk"
 		default:
@@ -288,6 +291,9 @@ func TestLogsDeviceSummaryAndRows(t *testing.T) {
 	b := le.browser()
 	b.login("dsl1")
 	_, page := b.get("/logs?segment=pupils&action=block")
+	if !strings.Contains(page, "while schedule lessons was on") {
+		t.Error("a block under a schedule does not name the schedule")
+	}
 	// Each row's address opens the device's logs in the same time range.
 	m := regexp.MustCompile(`<a href="(/logs\?device=127\.0\.0\.2[^"]*)"`).FindStringSubmatch(page)
 	if m == nil {
@@ -344,7 +350,7 @@ func TestLogsCSV(t *testing.T) {
 		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), `attachment; filename="schoolgate-logs-`) {
 		t.Fatalf("download: %d %v", resp.StatusCode, resp.Header)
 	}
-	if !strings.HasPrefix(body, "time,client,mac,device,segment,profile,source,name,qtype,action,tier,category,list,rule,count\r\n") {
+	if !strings.HasPrefix(body, "time,client,mac,device,segment,profile,source,name,qtype,action,tier,category,list,rule,count,schedule\r\n") {
 		t.Errorf("header row: %q", body[:min(len(body), 200)])
 	}
 	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
@@ -357,12 +363,16 @@ func TestLogsCSV(t *testing.T) {
 	}
 	sum := 0
 	london, _ := time.LoadLocation("Europe/London")
+	scheduled := 0
 	for _, r := range recs[1:] {
 		if r[4] != "pupils" {
 			t.Errorf("row of segment %q", r[4])
 		}
 		c, _ := strconv.Atoi(r[14])
 		sum += c
+		if r[15] == "lessons" {
+			scheduled++
+		}
 		ts, err := time.Parse(time.RFC3339, r[0])
 		if err != nil || ts.Format(time.RFC3339) != ts.In(london).Format(time.RFC3339) {
 			t.Errorf("time %q is not in the appliance's zone with its offset", r[0])
@@ -370,6 +380,9 @@ func TestLogsCSV(t *testing.T) {
 	}
 	if sum != n {
 		t.Errorf("counts add up to %d, want %d", sum, n)
+	}
+	if scheduled == 0 {
+		t.Error("no row names the schedule it was blocked under")
 	}
 	// Hostile cells are defused and quoted.
 	var hostile []string

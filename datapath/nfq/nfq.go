@@ -180,6 +180,6 @@ func event(o *outcome, d policy.Decision, now time.Time) eventlog.Event {
 		Time: now, Client: o.flow.Client.Addr().Unmap(), MAC: d.MAC, Device: d.Device,
 		Segment: d.Segment, Profile: d.ProfileName(), Source: o.kind.source(),
 		Name: d.Name, Action: d.Action.String(), Tier: string(d.Tier),
-		Category: string(d.Category), List: d.List, Rule: d.Rule, Count: 1,
+		Category: string(d.Category), List: d.List, Rule: d.Rule, Schedule: d.Schedule, Count: 1,
 	}
 }

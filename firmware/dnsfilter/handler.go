@@ -92,7 +92,7 @@ func (h *handler) record(client netip.Addr, qtype uint16, d policy.Decision) {
 		Time: time.Now(), Client: client, MAC: d.MAC, Device: d.Device,
 		Segment: d.Segment, Profile: d.ProfileName(), Source: "dns",
 		Name: d.Name, QType: qt, Action: d.Action.String(), Tier: string(d.Tier),
-		Category: string(d.Category), List: d.List, Rule: d.Rule, Count: 1,
+		Category: string(d.Category), List: d.List, Rule: d.Rule, Schedule: d.Schedule, Count: 1,
 	})
 }
 

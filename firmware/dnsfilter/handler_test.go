@@ -30,9 +30,12 @@ segments:
   - {name: guest,  subnets: [10.30.0.0/16], profile: guest, guest: true}
 profiles:
   - {name: staff, block_categories: [adult], block_response: blockpage, safe_search: "on",
-     youtube: moderate, bypass: {strip_ech: false}}
+     youtube: moderate, bypass: {strip_ech: false},
+     scheduled_blocks: [{schedule: always, categories: [social]}]}
   - {name: pupils, block_categories: [adult, social], safe_search: strict, youtube: strict}
   - {name: guest, block_categories: [adult], block_response: "null"}
+schedules:
+  - {name: always, days: [sun, mon, tue, wed, thu, fri, sat]}
 lists:
   - {name: adult, file: adult.txt, format: domains, category: adult}
   - {name: social, file: social.txt, format: hosts, category: social}
@@ -315,16 +318,18 @@ func TestEventsAndCounters(t *testing.T) {
 	ask(t, h, "10.20.0.5", "wikipedia.org", dns.TypeAAAA, true)
 	ask(t, h, "10.20.0.5", "www.google.com", dns.TypeA, true)
 	ask(t, h, "192.0.2.9", "example.org", dns.TypeA, true)
+	ask(t, h, "10.10.0.7", "facebook.com", dns.TypeA, true) // staff: social blocked by a schedule
 	var got []string
 	for _, e := range rec.events {
 		got = append(got, strings.Join([]string{e.Client.String(), e.Segment, e.Profile, e.Source, e.Name,
-			e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule}, ","))
+			e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule, e.Schedule}, ","))
 	}
 	want := []string{
-		"10.20.0.5,pupils,pupils,dns,facebook.com,A,block,profile,social,social,facebook.com",
-		"10.20.0.5,pupils,pupils,dns,wikipedia.org,AAAA,allow,default,,,",
-		"10.20.0.5,pupils,pupils,dns,www.google.com,A,rewrite,safesearch,,,www.google.com",
-		"192.0.2.9,,,dns,example.org,A,block,nosegment,,,client in no segment",
+		"10.20.0.5,pupils,pupils,dns,facebook.com,A,block,profile,social,social,facebook.com,",
+		"10.20.0.5,pupils,pupils,dns,wikipedia.org,AAAA,allow,default,,,,",
+		"10.20.0.5,pupils,pupils,dns,www.google.com,A,rewrite,safesearch,,,www.google.com,",
+		"192.0.2.9,,,dns,example.org,A,block,nosegment,,,client in no segment,",
+		"10.10.0.7,staff,staff,dns,facebook.com,A,block,profile,social,social,facebook.com,always",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("events:\ngot  %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))

@@ -55,6 +55,7 @@ type Event struct {
 	Category string
 	List     string
 	Rule     string // the matching list entry or rule
+	Schedule string // the schedule under which the profile blocked the category, if any
 	Count    int    // ≥1; repeats folded into one row
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 )
 
 type fakeClock struct {
@@ -290,7 +292,7 @@ func TestDedupe(t *testing.T) {
 		{"source", func(e *Event) { e.Source = "sni" }}, {"name", func(e *Event) { e.Name = "y.example" }},
 		{"action", func(e *Event) { e.Action = "allow" }}, {"tier", func(e *Event) { e.Tier = "exception" }},
 		{"category", func(e *Event) { e.Category = "social" }}, {"list", func(e *Event) { e.List = "ut1" }},
-		{"rule", func(e *Event) { e.Rule = "x.example" }},
+		{"rule", func(e *Event) { e.Rule = "x.example" }}, {"schedule", func(e *Event) { e.Schedule = "lesson time" }},
 	} {
 		tests = append(tests, struct {
 			name    string
@@ -543,6 +545,55 @@ func TestSchemaVersion(t *testing.T) {
 	_, err = New(Config{Path: path})
 	if !errors.Is(err, ErrSchemaVersion) {
 		t.Errorf("newer schema: got %v, want ErrSchemaVersion", err)
+	}
+}
+
+// A scheduled block keeps the schedule's name, for the DSL asking why social media was
+// blocked at ten but not at four.
+func TestSchedule(t *testing.T) {
+	l := open(t, Config{})
+	l.Record(Event{Time: t0, Client: netip.MustParseAddr("10.20.0.5"), Segment: "pupils", Source: "dns", Name: "tiktok.com",
+		Action: "block", Tier: "profile", Category: "social", List: "ut1", Rule: "tiktok.com", Schedule: "lesson time"})
+	l.Record(Event{Time: t0.Add(time.Second), Client: netip.MustParseAddr("10.20.0.5"), Segment: "pupils", Source: "dns", Name: "bbc.co.uk"})
+	flush(t, l)
+	got := map[string]string{}
+	for _, e := range query(t, l, Filter{}).Events {
+		got[e.Name] = e.Schedule
+	}
+	if got["tiktok.com"] != "lesson time" || got["bbc.co.uk"] != "" {
+		t.Errorf("schedules read back: %q", got)
+	}
+}
+
+// A log written before schedules were recorded (schema 2) opens, keeps its events and
+// records schedules from then on.
+func TestUpgradeFromSchema2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(db, migrations[:2], ErrSchemaVersion); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO names (id, name) VALUES (1, 'old.example')`,
+		`INSERT INTO atoms (id, kind, value) VALUES (1, 3, 'pupils')`,
+		fmt.Sprintf(`INSERT INTO events (id, name_id, segment_id, count) VALUES (%d, 1, 1, 2)`, idOf(t0.Unix(), 0)),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	l := open(t, Config{Path: path})
+	l.Record(Event{Time: t0.Add(time.Second), Segment: "pupils", Name: "new.example", Action: "block", Schedule: "lesson time"})
+	flush(t, l)
+	evs := query(t, l, Filter{}).Events
+	if len(evs) != 2 || evs[1].Name != "old.example" || evs[1].Segment != "pupils" || evs[1].Count != 2 || evs[1].Schedule != "" ||
+		evs[0].Name != "new.example" || evs[0].Schedule != "lesson time" {
+		t.Errorf("after the upgrade: %+v", evs)
 	}
 }
 

@@ -73,7 +73,7 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	// The inner query picks the page from events alone; the dictionary
 	// joins then run for at most limit+1 rows.
 	q := `SELECT e.id, e.client, e.count, n.name, mac.value, dev.value, seg.value, prof.value,
-		src.value, qt.value, act.value, tier.value, cat.value, lst.value, rule.value
+		src.value, qt.value, act.value, tier.value, cat.value, lst.value, rule.value, sched.value
 	FROM (SELECT * FROM events ` + where + ` ORDER BY id DESC LIMIT ?) AS e
 	LEFT JOIN names n    ON n.id = e.name_id
 	LEFT JOIN atoms mac  ON mac.id = e.mac_id
@@ -87,6 +87,7 @@ func (l *Log) Query(ctx context.Context, f Filter) (Page, error) {
 	LEFT JOIN atoms cat  ON cat.id = e.category_id
 	LEFT JOIN atoms lst  ON lst.id = e.list_id
 	LEFT JOIN atoms rule ON rule.id = e.rule_id
+	LEFT JOIN atoms sched ON sched.id = e.schedule_id
 	ORDER BY e.id DESC`
 	if hi == 1<<62 {
 		if err := l.rdb.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM events`).Scan(&hi); err != nil {
@@ -188,7 +189,7 @@ func (l *Log) scan(ctx context.Context, q string, args []any, p *Page) error {
 		var (
 			e      Event
 			client []byte
-			s      [12]sql.NullString
+			s      [13]sql.NullString
 		)
 		dst := []any{&e.ID, &client, &e.Count}
 		for i := range s {
@@ -203,7 +204,7 @@ func (l *Log) scan(ctx context.Context, q string, args []any, p *Page) error {
 		}
 		e.Name, e.MAC, e.Device, e.Segment, e.Profile = s[0].String, s[1].String, s[2].String, s[3].String, s[4].String
 		e.Source, e.QType, e.Action, e.Tier = s[5].String, s[6].String, s[7].String, s[8].String
-		e.Category, e.List, e.Rule = s[9].String, s[10].String, s[11].String
+		e.Category, e.List, e.Rule, e.Schedule = s[9].String, s[10].String, s[11].String, s[12].String
 		if !s[7].Valid {
 			e.Action = "allow"
 		}

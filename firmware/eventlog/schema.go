@@ -8,7 +8,7 @@ import (
 
 // schemaVersion is stored in PRAGMA user_version. Each entry of migrations
 // takes the schema from version i to i+1; append, never edit.
-const schemaVersion = 2
+const schemaVersion = 3
 
 var migrations = []string{
 	// 0 → 1
@@ -79,6 +79,12 @@ CREATE TABLE rollup (
 -- in time order within each action, never the table.
 CREATE INDEX events_action_agg ON events(action_id, id, category_id, name_id, count) WHERE action_id IS NOT NULL;
 `,
+	// 2 → 3
+	`
+-- The schedule under which a profile blocked a category (social networks in lesson
+-- time): NULL for every other decision, so it costs nothing there.
+ALTER TABLE events ADD COLUMN schedule_id INTEGER;
+`,
 }
 
 // idShift leaves 2^20 (about a million) ids per second. Ids stay below 2^53,
@@ -106,6 +112,7 @@ const (
 	kindCategory
 	kindList
 	kindRule
+	kindSchedule
 )
 
 func migrate(db *sql.DB) error {

@@ -56,7 +56,7 @@ func (w *writer) foldKeyOf(e *Event) foldKey {
 	copy(buf[:], a[:])
 	binary.LittleEndian.PutUint32(buf[16:], uint32(e.Client.BitLen()))
 	h.Write(buf[:])
-	for _, s := range [...]string{e.MAC, e.Device, e.Segment, e.Profile, e.Source, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule} {
+	for _, s := range [...]string{e.MAC, e.Device, e.Segment, e.Profile, e.Source, e.QType, e.Action, e.Tier, e.Category, e.List, e.Rule, e.Schedule} {
 		binary.LittleEndian.PutUint32(buf[:4], uint32(len(s)))
 		h.Write(buf[:4])
 		h.WriteString(s)
@@ -433,18 +433,18 @@ func (w *writer) write() (err error) {
 // insertChunk*insertCols parameters; the driver matches each parameter to
 // its argument with a linear search, so much larger chunks get slower again.
 const (
-	insertCols  = 15
+	insertCols  = 16
 	insertChunk = 16
 )
 
 func insertEvents(rows int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR FAIL INTO events (id, client, mac_id, device_id, segment_id, profile_id, source_id, name_id, qtype_id, action_id, tier_id, category_id, list_id, rule_id, count) VALUES `)
+	b.WriteString(`INSERT OR FAIL INTO events (id, client, mac_id, device_id, segment_id, profile_id, source_id, name_id, qtype_id, action_id, tier_id, category_id, list_id, rule_id, schedule_id, count) VALUES `)
 	for i := range rows {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 	}
 	return b.String()
 }
@@ -473,7 +473,7 @@ func (w *writer) rowArgs(r *row, args []any) (err error) {
 		{2, kindMAC, e.MAC}, {3, kindDevice, e.Device}, {4, kindSegment, e.Segment},
 		{5, kindProfile, e.Profile}, {6, kindSource, e.Source}, {8, kindQType, e.QType},
 		{10, kindTier, e.Tier}, {11, kindCategory, e.Category}, {12, kindList, e.List},
-		{13, kindRule, e.Rule},
+		{13, kindRule, e.Rule}, {14, kindSchedule, e.Schedule},
 	} {
 		if args[a.i], err = w.atom(a.kind, a.v); err != nil {
 			return err
@@ -482,7 +482,7 @@ func (w *writer) rowArgs(r *row, args []any) (err error) {
 	if args[7], err = w.name(e.Name); err != nil {
 		return err
 	}
-	args[14] = int64(e.Count)
+	args[15] = int64(e.Count)
 	return nil
 }
 
