@@ -108,13 +108,38 @@ func decodeDrop(b []byte) (DropEvent, error) {
 // clock when NTP first answers.
 func monotonicToTime(ns uint64) time.Time {
 	now := time.Now()
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	mono, err := monotonicNow()
+	if err != nil {
 		return now
 	}
-	age := ts.Nano() - int64(ns)
+	age := mono - int64(ns)
 	if age < 0 {
 		age = 0
 	}
 	return now.Add(-time.Duration(age))
+}
+
+// clockBase is one reading of CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns, and the Go
+// time taken with it.
+var clockBase = sync.OnceValues(func() (base struct {
+	ns int64
+	at time.Time
+}, err error) {
+	var ts unix.Timespec
+	base.at = time.Now()
+	err = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	base.ns = ts.Nano()
+	return base, err
+})
+
+// monotonicNow reads CLOCK_MONOTONIC in nanoseconds, as bpf_ktime_get_ns does, without a
+// system call: Go's own monotonic clock is CLOCK_MONOTONIC too (read through the vDSO), so
+// the time elapsed on it since clockBase adds up exactly. unix.ClockGettime is a real
+// system call each time, and the slow path would make one per verdict.
+func monotonicNow() (int64, error) {
+	b, err := clockBase()
+	if err != nil {
+		return 0, err
+	}
+	return b.ns + int64(time.Since(b.at)), nil
 }

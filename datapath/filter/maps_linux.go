@@ -7,7 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -222,14 +221,14 @@ func (f *Filter) SetVerdict(k FlowKey, v Verdict, profile uint16) error {
 	if !v.valid() {
 		return fmt.Errorf("setting verdict: %v: %w", v, ErrInvalid)
 	}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	now, err := monotonicNow()
+	if err != nil {
 		return fmt.Errorf("setting verdict: reading clock: %w", err)
 	}
 	val := schoolgateFlow{
 		Verdict:  uint8(v),
 		Profile:  profile,
-		LastSeen: uint64(ts.Nano()), // bpf_ktime_get_ns is CLOCK_MONOTONIC
+		LastSeen: uint64(now), // bpf_ktime_get_ns is CLOCK_MONOTONIC
 	}
 	if v != VerdictAllow {
 		val.Reason = uint8(ReasonFlow)
