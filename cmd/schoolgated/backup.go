@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/schoolgate/schoolgate/firmware/auth"
 	"github.com/schoolgate/schoolgate/firmware/backup"
 	"github.com/schoolgate/schoolgate/firmware/config"
 )
@@ -241,6 +242,12 @@ func applyPendingRestore(o options, logger *slog.Logger) (*backup.Manifest, erro
 			return undo(fmt.Errorf("restoring %s: %w", f.Name, err))
 		}
 		done = append(done, moved{from, to})
+	}
+	// Backups made before sessions were left out of them still hold some.
+	if slices.ContainsFunc(m.Files, func(f backup.FileInfo) bool { return f.Name == "state/auth.db" }) {
+		if err := auth.ForgetSessions(context.Background(), filepath.Join(o.dataDir, "auth.db")); err != nil {
+			return undo(err)
+		}
 	}
 	if err := os.RemoveAll(pending); err != nil {
 		return nil, err

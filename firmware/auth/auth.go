@@ -438,7 +438,30 @@ func ms(t time.Time) int64 { return t.UnixMilli() }
 func fromMS(v int64) time.Time { return time.UnixMilli(v) }
 
 // Snapshot writes a consistent copy of the database to path, for a backup, while it stays
-// in use.
+// in use. The copy keeps the accounts and leaves out who is logged in (see ForgetSessions).
 func (s *Store) Snapshot(ctx context.Context, path string) error {
-	return sqlitedb.Snapshot(ctx, s.cfg.Path, path)
+	if err := sqlitedb.Snapshot(ctx, s.cfg.Path, path); err != nil {
+		return err
+	}
+	return ForgetSessions(ctx, path)
+}
+
+// ForgetSessions removes from the database file at path, which no Store has open, what
+// belongs to the moment rather than to the accounts: sessions, logins waiting for their
+// second factor, login throttling and the first-start setup token; VACUUM then leaves none
+// of their bytes in the file. A backup made this way, or restored through it, logs nobody
+// in: whoever held a session when it was made must log in again, with the accounts as the
+// backup has them.
+func ForgetSessions(ctx context.Context, path string) error {
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, q := range []string{"DELETE FROM sessions", "DELETE FROM pending", "DELETE FROM throttle", "DELETE FROM setup", "VACUUM"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("forgetting the sessions in %s: %s: %w", path, q, err)
+		}
+	}
+	return nil
 }

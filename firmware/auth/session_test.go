@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -180,4 +182,44 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 	if !strings.Contains(out, "s.account=admin") {
 		t.Errorf("log lacks the session's account:\n%s", out)
 	}
+}
+
+// A backup's copy of the accounts logs nobody in: a session, a login half way through
+// TOTP and the login throttling stay behind, and nothing of them is left in the file.
+func TestSnapshotForgetsSessions(t *testing.T) {
+	e := newEnv(t)
+	tech, _ := e.setup()
+	e.create(tech, "dsl1", DSL, "amber-lantern-orchard-17")
+	res, err := e.s.Login(e.ctx, "dsl1", "amber-lantern-orchard-17", staffAddr) // waits for enrolment
+	if !errors.Is(err, ErrTOTPEnrolRequired) || res.Pending == nil {
+		t.Fatalf("dsl1 login: %+v, %v", res, err)
+	}
+	if _, err := e.s.Login(e.ctx, "dsl1", "wrong password", otherAddr); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := e.s.Snapshot(e.ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(otherAddr.String())) || bytes.Contains(raw, []byte(staffAddr.String())) {
+		t.Error("the copy still holds a client address of a session or of the throttle")
+	}
+
+	e.cfg.Path = path // a box restored from the copy
+	e.open()
+	if _, err := e.s.Lookup(e.ctx, tech.Token); !errors.Is(err, ErrNoSession) {
+		t.Errorf("the technician's session in the copy: %v, want ErrNoSession", err)
+	}
+	if _, err := e.s.CompleteTOTP(e.ctx, res.Pending.Token, "000000", staffAddr); err == nil {
+		t.Error("a pending login survived into the copy")
+	}
+	accts, err := e.s.Accounts(e.ctx)
+	if err != nil || len(accts) != 2 {
+		t.Errorf("accounts in the copy: %+v, %v", accts, err)
+	}
+	e.login(techName, techPW) // with the same password and authenticator as before
 }
