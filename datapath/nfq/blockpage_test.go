@@ -30,34 +30,16 @@ var (
 	}
 )
 
-// onesSum adds b to sum as 16-bit big-endian words, the Internet checksum's way.
-func onesSum(sum uint32, b []byte) uint32 {
-	for len(b) >= 2 {
-		sum += uint32(binary.BigEndian.Uint16(b))
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	return sum
-}
-
-func fold(sum uint32) uint16 {
-	for sum > 0xffff {
-		sum = sum&0xffff + sum>>16
-	}
-	return uint16(sum)
-}
-
-// checkChecksums verifies the IPv4 header checksum and the TCP checksum of pkt from
-// scratch, without trusting gopacket's serializer.
+// checkChecksums verifies the IPv4 header checksum and the TCP checksum of pkt: summed
+// with their checksums, header and segment come to 0xffff. (TestTCPSegmentBuild checks
+// the bytes themselves against gopacket's serializer.)
 func checkChecksums(t *testing.T, pkt []byte) {
 	t.Helper()
 	var pseudo []byte
 	var seg []byte
 	if pkt[0]>>4 == 4 {
 		ihl := int(pkt[0]&0xf) * 4
-		if got := fold(onesSum(0, pkt[:ihl])); got != 0xffff {
+		if got := foldChecksum(addChecksum(0, pkt[:ihl])); got != 0xffff {
 			t.Errorf("IPv4 header checksum: sum %#x, want 0xffff", got)
 		}
 		seg = pkt[ihl:]
@@ -66,7 +48,7 @@ func checkChecksums(t *testing.T, pkt []byte) {
 		seg = pkt[40:]
 		pseudo = append(append([]byte{}, pkt[8:40]...), 0, 0, byte(len(seg)>>8), byte(len(seg)), 0, 0, 0, 6)
 	}
-	if got := fold(onesSum(onesSum(0, pseudo), seg)); got != 0xffff {
+	if got := foldChecksum(addChecksum(addChecksum(0, pseudo), seg)); got != 0xffff {
 		t.Errorf("TCP checksum: sum %#x, want 0xffff", got)
 	}
 }
