@@ -120,7 +120,7 @@ type prepared struct {
 func (p *prepared) discard() { p.lists.Close() }
 
 func (d *daemon) prepare(ctx context.Context, cs configSet) (*prepared, error) {
-	m, err := d.newLists(cs.cfg, cs.fsys)
+	m, err := d.newLists(cs.cfg, cs.fsys, d.engine.Snapshot().Catalog())
 	if err != nil {
 		return nil, err
 	}

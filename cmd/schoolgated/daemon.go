@@ -104,14 +104,16 @@ func newDaemon(o options, logger *slog.Logger) (*daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.lists, err = d.newLists(cs.cfg, cs.fsys)
+	d.lists, err = d.newLists(cs.cfg, cs.fsys, nil)
 	if err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func (d *daemon) newLists(cfg *config.Config, fsys fs.FS) (*lists.Manager, error) {
+// newLists makes the list manager of a configuration; reuse, when not nil, is the catalog
+// serving now, which the manager takes as it is if the lists have not changed.
+func (d *daemon) newLists(cfg *config.Config, fsys fs.FS, reuse *lists.Catalog) (*lists.Manager, error) {
 	var m *lists.Manager
 	m, err := lists.New(lists.Config{
 		Lists:    cfg.Lists,
@@ -119,6 +121,7 @@ func (d *daemon) newLists(cfg *config.Config, fsys fs.FS) (*lists.Manager, error
 		CacheDir: filepath.Join(d.opts.dataDir, "lists"),
 		Logger:   d.logger.With("component", "lists"),
 		OnUpdate: func(cat *lists.Catalog) { d.listsUpdated(m, cat) },
+		Reuse:    reuse,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configuring lists: %w", err)

@@ -42,8 +42,9 @@ var ut1Sizes = []struct {
 //     the dashboard's status and the logs;
 //   - rss-MB-reloaded: after the list changes and a reload builds a new set beside the old;
 //   - rss-MB-snapshot: after a restart that loads the compiled snapshot instead;
-//   - peak-MB-compile, -reload, -snapshot: the high-water mark of the first start, of the
-//     reload (from just before it) and of the start from the snapshot.
+//   - peak-MB-compile, -config-change, -reload, -snapshot: the high-water mark of the first
+//     start, of a reload with the lists unchanged (a technician's edit), of one with the list
+//     changed (each from just before it) and of the start from the snapshot.
 //
 // One iteration; the figures are the same however long it runs.
 func BenchmarkDaemonMemory(b *testing.B) {
@@ -107,11 +108,21 @@ func BenchmarkDaemonMemory(b *testing.B) {
 		b.ReportMetric(settledRSS(b, d), "rss-MB-serving")
 		os.WriteFile("/tmp/gclog.txt", []byte(d.logs.String()), 0o644)
 
+		// The technician changes a profile (here: the same file saved again): the lists
+		// have not changed, and the catalog serving is taken as it is.
+		resetPeak(b, d)
+		d.reload(b)
+		waitLog(b, d, `msg="configuration applied"`, 1)
+		if !strings.Contains(d.logs.String(), "reused=true") {
+			b.Fatalf("a reload with the lists unchanged did not reuse the catalog:\n%s", d.logs.String())
+		}
+		b.ReportMetric(peakRSS(b, d), "peak-MB-config-change")
+
 		// The list changes; a reload compiles the new one while the old still serves.
 		writeUT1(b, archive, total, 2)
 		resetPeak(b, d)
 		d.reload(b)
-		waitLog(b, d, `msg="configuration applied"`, 1)
+		waitLog(b, d, `msg="configuration applied"`, 2)
 		b.ReportMetric(peakRSS(b, d), "peak-MB-reload")
 		b.ReportMetric(settledRSS(b, d), "rss-MB-reloaded")
 		d.stop(b)

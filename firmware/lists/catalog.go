@@ -34,6 +34,9 @@ type Catalog struct {
 	Addresses map[string][]netip.Prefix // "ips"-format lists by list name
 	Sources   []SourceStatus
 	Built     time.Time
+
+	inputs [32]byte       // what it was compiled from (Manager.inputHash)
+	stats  []compileStats // per source, as compiled
 }
 
 // SourceStatus describes one list for the UI and logs.

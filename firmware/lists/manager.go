@@ -61,6 +61,11 @@ type Config struct {
 	Now      func() time.Time // nil → time.Now
 	// MaxUncompressed caps the decompressed size of a ut1 archive; 0 means 2 GiB.
 	MaxUncompressed int64
+	// Reuse is a catalog already in memory, typically the one serving while a changed
+	// configuration is prepared. The first Load returns it (sharing its sets, with this
+	// Manager's source statuses) when it was made from the same inputs: saving a profile
+	// then neither reads the snapshot again nor holds the full UT1 set twice. Nil: none.
+	Reuse *Catalog
 }
 
 // Manager loads the configured lists, keeps downloads fresh and compiles them into Catalogs.
@@ -631,8 +636,16 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 
 	var cat *Catalog
 	var stats []compileStats
-	fromSnapshot := false
-	if m.cfg.CacheDir != "" {
+	fromSnapshot, reused := false, false
+	// Only the first build may reuse: later ones must not keep the old catalog alive.
+	if r := m.cfg.Reuse; r != nil {
+		m.cfg.Reuse = nil
+		if r.inputs == sum && len(r.stats) == len(ins) {
+			c := *r
+			cat, stats, reused = &c, r.stats, true
+		}
+	}
+	if cat == nil && m.cfg.CacheDir != "" {
 		if f, err := os.Open(snapPath); err == nil {
 			var size int64
 			if fi, err := f.Stat(); err == nil {
@@ -645,6 +658,7 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 				m.log.Warn("list snapshot unusable, recompiling", "file", snapPath, "err", err)
 			case c != nil && len(st) == len(ins):
 				cat, stats, fromSnapshot = c, st, true
+				cat.inputs, cat.stats = sum, st
 			}
 		}
 	}
@@ -656,6 +670,7 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 		}
 		m.compiles.Add(1)
 		cat.Built = m.now()
+		cat.inputs, cat.stats = sum, stats
 		if m.cfg.CacheDir != "" {
 			_, err := writeAtomic(snapPath, func(w io.Writer) (int64, error) {
 				return 0, writeCatalog(w, sum, cat, stats)
@@ -679,6 +694,6 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 	m.cat = cat
 	m.mu.Unlock()
 	m.log.Info("lists loaded", "domains", cat.Domains.Len(), "protected", cat.Protected.Len(),
-		"tags", len(cat.Tags), "snapshot", fromSnapshot, "took", time.Since(start).Round(time.Millisecond))
+		"tags", len(cat.Tags), "snapshot", fromSnapshot, "reused", reused, "took", time.Since(start).Round(time.Millisecond))
 	return cat, nil
 }

@@ -431,3 +431,59 @@ func TestNewRejects(t *testing.T) {
 		}
 	}
 }
+
+// A manager for a changed configuration whose lists did not change takes the serving
+// catalog as it is: no snapshot read, no second copy of the sets. Its later builds, and a
+// manager whose lists did change, build their own.
+func TestManagerReusesCatalog(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Lists: testLists(""), FS: testFS(t), CacheDir: dir}
+	m := newTestManager(t, cfg)
+	cat, err := m.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, snapshotFile)); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.Reuse = cat
+	m2 := newTestManager(t, cfg)
+	cat2, err := m2.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat2.Domains != cat.Domains || cat2.Protected != cat.Protected || m2.compiles.Load() != 0 {
+		t.Errorf("not reused: same sets %v, compiles %d", cat2.Domains == cat.Domains, m2.compiles.Load())
+	}
+	if s := m2.Status()[3]; s.Entries != 4 || s.Unmapped["newcat"] != 2 {
+		t.Errorf("a reused catalog's source status: %+v", s)
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapshotFile)); err == nil {
+		t.Error("reusing wrote a snapshot")
+	}
+
+	// The same manager's next build, after a list changed, compiles.
+	cfg.FS.(fstest.MapFS)["lists/phish.txt"] = &fstest.MapFile{Data: []byte("phish2.example\n")}
+	cat3, err := m2.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := cat3.Domains.Lookup("phish2.example"); !ok || m2.compiles.Load() != 1 {
+		t.Errorf("after the list changed: phish2.example listed %v, compiles %d", ok, m2.compiles.Load())
+	}
+
+	// A new manager given the old catalog, with a list changed since, builds its own (from
+	// the snapshot m2 wrote).
+	m3 := newTestManager(t, cfg)
+	cat4, err := m3.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat4.Domains == cat.Domains {
+		t.Errorf("a stale catalog was reused")
+	}
+	if _, _, ok := cat4.Domains.Lookup("phish2.example"); !ok {
+		t.Error("the changed list's name is missing")
+	}
+}
