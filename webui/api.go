@@ -174,6 +174,7 @@ type eventJSON struct {
 	Category string    `json:"category,omitempty"`
 	List     string    `json:"list,omitempty"`
 	Rule     string    `json:"rule,omitempty"`
+	Schedule string    `json:"schedule,omitempty"` // the schedule a block was made under
 	Count    int       `json:"count"`
 }
 
@@ -203,7 +204,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			ID: e.ID, Time: e.Time, Client: client, MAC: e.MAC, Device: e.Device,
 			Segment: e.Segment, Profile: e.Profile, Source: e.Source, Name: e.Name, QType: e.QType,
 			Action: e.Action, Tier: e.Tier, Category: e.Category, List: e.List, Rule: e.Rule,
-			Count: e.Count,
+			Schedule: e.Schedule, Count: e.Count,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -3,6 +3,7 @@ package webui
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"html"
 	"net/http"
@@ -590,5 +591,36 @@ func TestDashboardWithoutSummaries(t *testing.T) {
 	}
 	if resp, page := b.get("/logs?device=10.0.0.9"); resp.StatusCode != 200 || !strings.Contains(page, "No events match") {
 		t.Errorf("logs without events: %d", resp.StatusCode)
+	}
+}
+
+// The JSON API carries the schedule a block was made under, as the page and the CSV do.
+func TestEventsAPISchedule(t *testing.T) {
+	le := newLogsEnv(t)
+	b := le.browser()
+	b.login("dsl1")
+	resp, body := b.get("/api/events?segment=pupils&action=block&limit=50")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/api/events: %d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Events []struct{ Name, Schedule string } `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil {
+		t.Fatal(err)
+	}
+	with, without := 0, 0
+	for _, e := range out.Events {
+		switch e.Schedule {
+		case "lessons":
+			with++
+		case "":
+			without++
+		default:
+			t.Errorf("%s: schedule %q", e.Name, e.Schedule)
+		}
+	}
+	if with == 0 || without == 0 {
+		t.Errorf("%d blocks under a schedule and %d without; want some of each", with, without)
 	}
 }
