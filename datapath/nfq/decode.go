@@ -53,9 +53,16 @@ const (
 
 // Header fields the decoder reads.
 const (
-	ipv4MoreFragments  = 0x2000 // in the flags and fragment offset word
-	ipv4FragOffset     = 0x1fff
-	ipv6HopByHop       = 0 // next header value of the hop-by-hop options header
+	ipv4MoreFragments = 0x2000 // in the flags and fragment offset word
+	ipv4FragOffset    = 0x1fff
+	// Next header values of the IPv6 extension headers the decoder skips, as the fast path
+	// does (bpf/schoolgate.c), and how many it skips at most (its MAX_EXT_HDRS).
+	ipv6HopByHop       = 0
+	ipv6Routing        = 43
+	ipv6Fragment       = 44
+	ipv6AH             = 51
+	ipv6DestOpts       = 60
+	maxExtHeaders      = 6
 	tcpOptEnd          = 0
 	tcpOptNOP          = 1
 	tcpOptTimestamp    = 8
@@ -77,9 +84,12 @@ const (
 //   - TCP options are read as Linux reads them: a malformed option ends the walk (keeping a
 //     timestamp seen before it) instead of refusing the packet, since the server's stack
 //     accepts such a segment and its data must not slip past unread.
-//   - A hop-by-hop header is skipped by its length without checking its options (the
-//     kernel checked them on the way in); an IPv6 payload length of 0 (a jumbogram) is
-//     refused.
+//   - IPv6 extension headers (hop-by-hop, routing, destination options, AH) are skipped by
+//     their lengths, up to six, as the fast path skips them before it queues a flow;
+//     gopacket read past a hop-by-hop header only. Refusing the others would let a client
+//     put its ClientHello behind a destination options header and, under failure_mode
+//     open, past the filter unread. A fragment header, or a seventh extension header, is
+//     refused; so is an IPv6 payload length of 0 (a jumbogram).
 //   - Tunnelled packets (IPv4 in IPv4, IPv6 in IPv6), which gopacket decoded to their inner
 //     addresses, are refused: the fast path never queues them, and a verdict keyed by the
 //     inner addresses would not match the kernel's flow anyway.
@@ -161,10 +171,9 @@ func ipv4Header(b []byte) (src, dst netip.Addr, proto uint8, l4 []byte, ok bool)
 	return src, dst, b[9], b[hl:min(total, len(b))], true
 }
 
-// ipv6Header reads an IPv6 header, and a hop-by-hop options header right after it if
-// there is one, and returns the next header and what follows, cut to the payload length.
-// Any other extension header (routing, fragment, destination options…) leaves the
-// transport header out of reach and the packet is refused, as gopacket refused it.
+// ipv6Header reads an IPv6 header and the extension headers after it, and returns the
+// next header and what follows, cut to the payload length. Routing headers are skipped
+// whatever their type: the addresses that name the flow are those of the packet as it is.
 func ipv6Header(b []byte) (src, dst netip.Addr, proto uint8, l4 []byte, ok bool) {
 	if len(b) < ipv6HeaderLen || b[0]>>4 != 6 {
 		return
@@ -176,16 +185,39 @@ func ipv6Header(b []byte) (src, dst netip.Addr, proto uint8, l4 []byte, ok bool)
 	l4 = b[ipv6HeaderLen:]
 	l4 = l4[:min(n, len(l4))]
 	proto = b[6]
-	if proto == ipv6HopByHop {
-		// Next header, then the length in 8-byte units beyond the first 8.
-		if len(l4) < 2 {
-			return
+	for range maxExtHeaders {
+		var hl int
+		switch proto {
+		case ipv6HopByHop, ipv6Routing, ipv6DestOpts:
+			hl = 8 // next header, then the length in 8-byte units beyond the first 8
+			if len(l4) >= 2 {
+				hl = (int(l4[1]) + 1) * 8
+			}
+		case ipv6AH:
+			hl = 12 // the length is in 4-byte units, less 2 (RFC 4302)
+			if len(l4) >= 2 {
+				hl = (int(l4[1]) + 2) * 4
+			}
+		default:
+			// A fragment header too ends here: only the first fragment would carry the
+			// ports, and none the whole transport payload (conntrack reassembles before
+			// the queue, so they are not expected).
+			return finishIPv6(b, proto, l4)
 		}
-		hl := (int(l4[1]) + 1) * 8
 		if hl > len(l4) {
 			return
 		}
 		proto, l4 = l4[0], l4[hl:]
+	}
+	return finishIPv6(b, proto, l4)
+}
+
+// finishIPv6 returns an IPv6 packet's addresses with its transport header, refusing a
+// packet whose next header is still an extension header.
+func finishIPv6(b []byte, proto uint8, l4 []byte) (src, dst netip.Addr, _ uint8, _ []byte, ok bool) {
+	switch proto {
+	case ipv6HopByHop, ipv6Routing, ipv6Fragment, ipv6AH, ipv6DestOpts:
+		return
 	}
 	src = netip.AddrFrom16([16]byte(b[8:24]))
 	dst = netip.AddrFrom16([16]byte(b[24:40]))

@@ -53,12 +53,12 @@ func (d *refDecoder) expected(b []byte) (packet, error) {
 			return packet{}, errRefused // total length 0
 		}
 		b = withoutIPv4Options(b)
-	case len(b) >= ipv6HeaderLen && b[0]>>4 == 6 && b[6] == ipv6HopByHop:
+	case len(b) >= ipv6HeaderLen && b[0]>>4 == 6 && isExtHeader(b[6]):
 		if binary.BigEndian.Uint16(b[4:]) == 0 {
 			return packet{}, errRefused // a jumbogram
 		}
 		var ok bool
-		if b, ok = withoutHopByHop(b); !ok {
+		if b, ok = withoutExtHeaders(b); !ok {
 			return packet{}, errRefused
 		}
 	}
@@ -79,23 +79,39 @@ func withoutIPv4Options(b []byte) []byte {
 	return c
 }
 
-// withoutHopByHop returns b, an IPv6 packet starting with a hop-by-hop header, without
-// that header; ok is false when the header does not fit in the payload or is followed by
-// another one.
-func withoutHopByHop(b []byte) (_ []byte, ok bool) {
+func isExtHeader(next byte) bool {
+	switch next {
+	case ipv6HopByHop, ipv6Routing, ipv6Fragment, ipv6AH, ipv6DestOpts:
+		return true
+	}
+	return false
+}
+
+// withoutExtHeaders returns b, an IPv6 packet starting with extension headers, without
+// them, for gopacket to read; ok is false when one does not fit in the payload, when there
+// are more than six, or when one is a fragment header.
+func withoutExtHeaders(b []byte) (_ []byte, ok bool) {
 	n := int(binary.BigEndian.Uint16(b[4:]))
 	rest := b[ipv6HeaderLen:]
 	rest = rest[:min(n, len(rest))]
-	if len(rest) < 2 {
-		return nil, false
+	next, skipped := b[6], 0
+	for ; isExtHeader(next); skipped++ {
+		if skipped == 6 || next == ipv6Fragment || len(rest) < 2 {
+			return nil, false
+		}
+		hl := (int(rest[1]) + 1) * 8
+		if next == ipv6AH {
+			hl = (int(rest[1]) + 2) * 4
+		}
+		if hl > len(rest) {
+			return nil, false
+		}
+		next, rest = rest[0], rest[hl:]
+		n -= hl
 	}
-	hl := (int(rest[1]) + 1) * 8
-	if hl > len(rest) || rest[0] == ipv6HopByHop {
-		return nil, false
-	}
-	c := append(append([]byte{}, b[:ipv6HeaderLen]...), b[ipv6HeaderLen+hl:]...)
-	c[6] = rest[0]
-	binary.BigEndian.PutUint16(c[4:], uint16(n-hl))
+	c := append(append([]byte{}, b[:ipv6HeaderLen]...), rest...)
+	c[6] = next
+	binary.BigEndian.PutUint16(c[4:], uint16(n))
 	return c, true
 }
 
@@ -339,6 +355,18 @@ var decodeTests = []struct {
 		&packet{flow: tcp6, seq: 1, ack: 2, hasACK: true, ts: ts79, payload: hello}},
 	{"ipv6-hop-by-hop-udp", rawIPv6(0, append(ext(17, 2), rawUDP(-1, quicLike)...)),
 		&packet{flow: udp6, payload: quicLike}},
+	// Behind other extension headers, as the fast path reads them: a ClientHello behind a
+	// destination options header must not pass unread.
+	{"ipv6-destination-options", rawIPv6(60, append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)),
+		&packet{flow: tcp6, seq: 1, ack: 2, hasACK: true, payload: hello}},
+	{"ipv6-routing", rawIPv6(43, append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)),
+		&packet{flow: tcp6, seq: 1, ack: 2, hasACK: true, payload: hello}},
+	{"ipv6-two-hop-by-hop", rawIPv6(0, append(ext(0, 1), append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)...)),
+		&packet{flow: tcp6, seq: 1, ack: 2, hasACK: true, payload: hello}},
+	{"ipv6-ah-then-destination-options", rawIPv6(51, append([]byte{60, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}, append(ext(6, 2), rawTCP(tcpACK, 1, 2, tsOpt, hello)...)...)),
+		&packet{flow: tcp6, seq: 1, ack: 2, hasACK: true, ts: ts79, payload: hello}},
+	{"ipv6-six-extension-headers", rawIPv6(60, append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(17, 1), rawUDP(-1, quicLike)...)...)...)...)...)...)),
+		&packet{flow: udp6, payload: quicLike}},
 	{"tcp-malformed-option-after-timestamp", rawIPv4(6, nil, rawTCP(tcpACK, 1, 2, append(tsOpt, 5, 1, 0, 0), hello)),
 		&packet{flow: tcp4, seq: 1, ack: 2, hasACK: true, ts: ts79, payload: hello}},
 	{"tcp-option-too-long-before-timestamp", rawIPv4(6, nil, rawTCP(tcpACK, 1, 2, append([]byte{1, 1, 5, 40}, tsOpt...), hello)),
@@ -370,10 +398,10 @@ var decodeTests = []struct {
 	{"ipv6-short-header", rawIPv6(6, nil)[:39], nil},
 	{"ipv6-payload-length-0", with(rawIPv6(6, rawTCP(tcpACK, 1, 2, nil, hello)), func(b []byte) []byte { b[4], b[5] = 0, 0; return b }), nil},
 	{"ipv6-payload-length-short", with(rawIPv6(6, rawTCP(tcpACK, 1, 2, nil, hello)), func(b []byte) []byte { b[4], b[5] = 0, 19; return b }), nil},
-	{"ipv6-destination-options", rawIPv6(60, append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)), nil},
-	{"ipv6-routing", rawIPv6(43, append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)), nil},
 	{"ipv6-fragment", rawIPv6(44, append([]byte{6, 0, 0, 1, 0, 0, 0, 1}, rawTCP(tcpACK, 1, 2, nil, hello)...)), nil},
-	{"ipv6-two-hop-by-hop", rawIPv6(0, append(ext(0, 1), append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)...)), nil},
+	{"ipv6-destination-options-then-fragment", rawIPv6(60, append(ext(44, 1), append([]byte{6, 0, 0, 0, 0, 0, 0, 1}, rawTCP(tcpACK, 1, 2, nil, hello)...)...)), nil},
+	{"ipv6-seven-extension-headers", rawIPv6(60, append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(60, 1), append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)...)...)...)...)...)...)), nil},
+	{"ipv6-ah-beyond-payload", rawIPv6(51, []byte{6, 20, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1}), nil},
 	{"ipv6-hop-by-hop-beyond-payload", with(rawIPv6(0, append(ext(6, 1), rawTCP(tcpACK, 1, 2, nil, hello)...)), func(b []byte) []byte { b[41] = 200; return b }), nil},
 	{"ipv6-hop-by-hop-beyond-payload-length", with(rawIPv6(0, append(ext(6, 2), rawTCP(tcpACK, 1, 2, nil, hello)...)), func(b []byte) []byte { b[4], b[5] = 0, 12; return b }), nil},
 	{"ipv6-icmp", rawIPv6(58, []byte{128, 0, 0, 0, 0, 1, 0, 1}), nil},
