@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -351,6 +352,34 @@ func writeCatalog(w io.Writer, inputHash [32]byte, cat *Catalog, stats []compile
 	return bw.Flush()
 }
 
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// snapshotOf reports whether the snapshot file at path was compiled from inputHash,
+// reading its header only.
+func snapshotOf(path string, inputHash [32]byte) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var hdr [8 + 4 + 32]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return false
+	}
+	return string(hdr[:8]) == catalogMagic && binary.LittleEndian.Uint32(hdr[8:]) == catalogVersion &&
+		[32]byte(hdr[12:44]) == inputHash
+}
+
 // readCatalog reads a snapshot of size bytes (0: unknown), or returns (nil, nil, nil) when
 // it was compiled from other inputs than want.
 func readCatalog(r io.Reader, size int64, want [32]byte) (*Catalog, []compileStats, error) {
@@ -394,10 +423,19 @@ func readCatalog(r io.Reader, size int64, want [32]byte) (*Catalog, []compileSta
 	for _, t := range meta.Tags {
 		cat.Tags = append(cat.Tags, Tag{Categories: category.Set(t.Categories), Lists: t.Lists})
 	}
-	if cat.Domains, err = readSet(br, size); err != nil {
+	// Each set may take at most what is left of the file: a damaged header claiming more
+	// is read by growing the table, and fails at the end of the data.
+	cr := &countReader{r: br, n: int64(len(hdr) + len(mb) + len(sum))}
+	left := func() int64 {
+		if size <= 0 {
+			return 0 // unknown
+		}
+		return max(size-cr.n, 1)
+	}
+	if cat.Domains, err = readSet(cr, left()); err != nil {
 		return nil, nil, err
 	}
-	if cat.Protected, err = readSet(br, size); err != nil {
+	if cat.Protected, err = readSet(cr, left()); err != nil {
 		return nil, nil, err
 	}
 	// Values must index Tags, or the policy would panic on a damaged file.

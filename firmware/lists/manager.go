@@ -626,6 +626,17 @@ func writeJSON(h hash.Hash, v any) {
 	h.Write([]byte{'\n'})
 }
 
+// writeSnapshot saves the compiled catalog for the next start; failing only costs a
+// compile then.
+func (m *Manager) writeSnapshot(path string, sum [32]byte, cat *Catalog, stats []compileStats) {
+	_, err := writeAtomic(path, func(w io.Writer) (int64, error) {
+		return 0, writeCatalog(w, sum, cat, stats)
+	})
+	if err != nil {
+		m.log.Warn("writing list snapshot", "file", path, "err", err)
+	}
+}
+
 // rebuild compiles the catalog, or loads the snapshot compiled from the same inputs, and
 // makes it current. Called with buildMu held.
 func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
@@ -643,6 +654,11 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 		if r.inputs == sum && len(r.stats) == len(ins) {
 			c := *r
 			cat, stats, reused = &c, r.stats, true
+			// The snapshot on disk may be another's (a configuration prepared and then
+			// discarded wrote its own) or missing: the next start must find this one.
+			if m.cfg.CacheDir != "" && !snapshotOf(snapPath, sum) {
+				m.writeSnapshot(snapPath, sum, cat, stats)
+			}
 		}
 	}
 	if cat == nil && m.cfg.CacheDir != "" {
@@ -672,12 +688,7 @@ func (m *Manager) rebuild(ctx context.Context) (*Catalog, error) {
 		cat.Built = m.now()
 		cat.inputs, cat.stats = sum, stats
 		if m.cfg.CacheDir != "" {
-			_, err := writeAtomic(snapPath, func(w io.Writer) (int64, error) {
-				return 0, writeCatalog(w, sum, cat, stats)
-			})
-			if err != nil {
-				m.log.Warn("writing list snapshot", "file", snapPath, "err", err)
-			}
+			m.writeSnapshot(snapPath, sum, cat, stats)
 		}
 	}
 

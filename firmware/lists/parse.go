@@ -199,7 +199,12 @@ func parseHostsLine(line []byte, n int, stats *ParseStats, add func(string)) {
 		}
 	}
 	var buf [4][]byte
-	fields := appendFields(buf[:0], line)
+	var fields [][]byte
+	if isASCII(line) {
+		fields = appendFields(buf[:0], line)
+	} else {
+		fields = bytes.Fields(line) // Unicode spaces (a no-break space) separate fields too
+	}
 	if len(fields) == 0 {
 		return
 	}
@@ -226,7 +231,7 @@ func parseHostsLine(line []byte, n int, stats *ParseStats, add func(string)) {
 	addName(fields[0], line, n, stats, add)
 }
 
-// appendFields appends the fields of line, split at ASCII white space, to dst: a hosts line
+// appendFields appends the fields of an ASCII line, split at white space, to dst: a hosts line
 // has one or two, and dst's array on the caller's stack holds them without allocating, for
 // each of the millions of lines of a big list.
 func appendFields(dst [][]byte, line []byte) [][]byte {
@@ -247,6 +252,15 @@ func appendFields(dst [][]byte, line []byte) [][]byte {
 		dst = append(dst, line[:end])
 		line = line[end:]
 	}
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // mayBeAddr says whether a field could be an IP address: one starts with a digit or has a

@@ -42,10 +42,11 @@ func TestParse(t *testing.T) {
 			format: FormatHosts,
 			in: "127.0.0.1 localhost\n::1 ip6-localhost ip6-loopback\n255.255.255.255 broadcasthost\n" +
 				"0.0.0.0 a.example b.example c.example # trailing\n0.0.0.0\tad.example\n" +
-				"0.0.0.0 ok.example bad_.. x\nnot-an-ip.example\n0.0.0.0\n",
-			want:        []string{"a.example", "b.example", "c.example", "ad.example", "ok.example", "not-an-ip.example"},
+				"0.0.0.0 ok.example bad_.. x\nnot-an-ip.example\n0.0.0.0\n" +
+				"0.0.0.0\u00a0nbsp.example\n1password.example\n",
+			want:        []string{"a.example", "b.example", "c.example", "ad.example", "ok.example", "not-an-ip.example", "nbsp.example", "1password.example"},
 			wantSkipped: 3, // bad_.., x, lone address
-			wantLines:   8,
+			wantLines:   10,
 		},
 		{
 			name:   "adblock",
