@@ -112,9 +112,9 @@ type Config struct {
 	// "Authorization: Bearer <token>", with a technician's rights: the admin CLI on the box
 	// and monitoring use it. Everyone else needs a session.
 	APIToken string
-	// Ready says whether the appliance has finished starting (every part filtering); until
-	// it does, /api/health answers 503 "starting". nil means ready.
-	Ready func() bool
+	// Health says what the appliance is doing: "ok" once every part is filtering, or
+	// "starting" or "stopping", which /api/health answers with 503. nil means "ok".
+	Health func() string
 	// TLS, when set, serves HTTPS (the appliance's certificate); nil serves plain HTTP, as
 	// the demo does on loopback.
 	TLS *tls.Config
@@ -242,11 +242,13 @@ func (s *Server) orToken(h, otherwise http.HandlerFunc) http.HandlerFunc {
 
 // handleHealth says whether the appliance is up and filtering, and nothing else: it needs no
 // session, for service managers and monitoring. The UI listens before the packet path is
-// in place, so while the daemon is still starting the answer is 503 "starting".
+// in place, so while the daemon is still starting (or already stopping) the answer is 503.
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Ready != nil && !s.cfg.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
-		return
+	if s.cfg.Health != nil {
+		if st := s.cfg.Health(); st != "ok" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": st})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

@@ -413,16 +413,19 @@ func TestAPIOnlyWithoutAuth(t *testing.T) {
 	}
 }
 
-// While the appliance is still starting, health says so: monitoring and service managers
-// must not take a listening UI for a filtering gateway.
+// While the appliance is still starting, or already stopping, health says so: monitoring
+// and service managers must not take a listening UI for a filtering gateway.
 func TestHealthWhileStarting(t *testing.T) {
-	var ready atomic.Bool
-	e := newEnvWith(t, func(c *Config) { c.Ready = ready.Load })
-	if resp, body := e.browser().get("/api/health"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "starting") {
-		t.Errorf("/api/health while starting: %d %s", resp.StatusCode, body)
-	}
-	ready.Store(true)
-	if resp, body := e.browser().get("/api/health"); resp.StatusCode != http.StatusOK || !strings.Contains(body, "ok") {
-		t.Errorf("/api/health once started: %d %s", resp.StatusCode, body)
+	var state atomic.Value
+	state.Store("starting")
+	e := newEnvWith(t, func(c *Config) { c.Health = func() string { return state.Load().(string) } })
+	for _, tc := range []struct {
+		state string
+		code  int
+	}{{"starting", http.StatusServiceUnavailable}, {"ok", http.StatusOK}, {"stopping", http.StatusServiceUnavailable}} {
+		state.Store(tc.state)
+		if resp, body := e.browser().get("/api/health"); resp.StatusCode != tc.code || !strings.Contains(body, `"`+tc.state+`"`) {
+			t.Errorf("/api/health while %s: %d %s", tc.state, resp.StatusCode, body)
+		}
 	}
 }

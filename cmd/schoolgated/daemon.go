@@ -63,6 +63,7 @@ type daemon struct {
 	expiryKick     chan struct{} // wakes the expiry loop when exceptions change
 	restart        chan struct{} // the web UI asked for a restart
 	restarting     atomic.Bool
+	stopping       atomic.Bool      // close has begun: /api/health says "stopping"
 	ready          atomic.Bool      // every part is started: /api/health says "ok"
 	memoryLimit    int64            // the Go runtime's soft memory limit (memory.go)
 	restored       *backup.Manifest // the backup applied at this start, if any
@@ -220,7 +221,7 @@ func (d *daemon) start(ctx context.Context) error {
 		Listen: cfg.HTTP.Listen, Explainer: d.engine, Events: d.events, Status: d.status,
 		Logger: d.logger.With("component", "http"), Auth: d.auth, Audit: d.audit, Config: d, Exceptions: d.exceptions, Lists: d,
 		Versions: d.store, Certificate: d.cert, Restart: d.requestRestart, Backup: d, Devices: d.devices,
-		Ready: d.ready.Load,
+		Health: d.health,
 	})
 	if err != nil {
 		return err
@@ -286,9 +287,22 @@ func (d *daemon) listsUpdated(m *lists.Manager, cat *lists.Catalog) {
 	d.logger.Info("lists updated", "listed_domains", cat.Domains.Len(), "protected_domains", cat.Protected.Len())
 }
 
+// health is what /api/health says: "starting" until every part runs, "ok", then
+// "stopping" from the moment close begins.
+func (d *daemon) health() string {
+	switch {
+	case d.stopping.Load():
+		return "stopping"
+	case d.ready.Load():
+		return "ok"
+	}
+	return "starting"
+}
+
 // close stops the components in reverse order of start, each given its chance even when an
 // earlier one fails.
 func (d *daemon) close() error {
+	d.stopping.Store(true)
 	var errs []error
 	if d.http != nil {
 		errs = append(errs, d.http.Close())
