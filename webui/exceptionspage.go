@@ -33,6 +33,7 @@ type exceptionRow struct {
 	AppliesTo                     string
 	Requested, Starts, Expires    string
 	Decided, Ended, DurationText  string
+	Asked                         string // what was asked, when the approval changed it
 	Own                           bool
 	NoteErr                       string // an error about this row's form
 	NoteValue, GrantDur, GrantErr string
@@ -71,6 +72,19 @@ func appliesTo(scope, target string) string {
 		return "the device " + target
 	}
 	return scope + " " + target
+}
+
+// askedText says what a request asked for where its approval granted something else: "2
+// hours", "everyone on the pupils profile" or both; "" when it got what it asked.
+func askedText(e exceptions.Exception) string {
+	var parts []string
+	if e.AskedDuration != 0 {
+		parts = append(parts, durationText(e.AskedDuration))
+	}
+	if e.AskedScope != "" {
+		parts = append(parts, "for "+appliesTo(e.AskedScope, e.AskedTarget))
+	}
+	return strings.Join(parts, " ")
 }
 
 // appliesOptions lists the profiles and segments of the configuration, and "one device".
@@ -172,6 +186,7 @@ func (s *Server) renderExceptions(w http.ResponseWriter, r *http.Request, status
 		row := exceptionRow{Exception: e, AppliesTo: appliesTo(e.Scope, e.Target), Requested: when(e.Requested),
 			Starts: when(e.Starts), Expires: when(e.Expires), Decided: when(e.Decided), Ended: when(e.Ended),
 			DurationText: durationText(e.Duration), Own: e.RequestedBy == sess.Account}
+		row.Asked = askedText(e)
 		if e.Status == exceptions.Pending && d.CanApprove {
 			row.Grants, row.GrantFor = grantOptions(e, d.Applies)
 		}

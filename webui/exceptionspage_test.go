@@ -91,6 +91,10 @@ func TestExceptionsWorkflow(t *testing.T) {
 	if !strings.Contains(page, "In force now") || !strings.Contains(page, "approved by dsl1") {
 		t.Errorf("teacher does not see the approval")
 	}
+	// The teacher asked for 50 minutes and got 45: the card says so.
+	if !strings.Contains(page, "the request asked for 50 minutes") {
+		t.Errorf("the shortened grant is not shown against what was asked")
+	}
 	// Deciding twice is refused with the reason.
 	if _, page := dsl.post("/exceptions/1/deny", url.Values{"csrf": {dcsrf}, "note": {"no"}}); !strings.Contains(page, "it is approved already") {
 		t.Errorf("second decision:\n%s", page)

@@ -161,6 +161,12 @@ type Exception struct {
 	Note      string
 	Decided   time.Time
 
+	// What the request asked for, set only when the approval changed it: the
+	// DSL may grant a shorter time, or one device rather than a whole profile.
+	AskedScope    string
+	AskedTarget   string
+	AskedDuration time.Duration
+
 	// Set on approval: in force for Starts <= now < Expires. Expires stays
 	// what was granted when the exception is revoked.
 	Starts  time.Time

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/schoolgate/schoolgate/firmware/config"
+	"github.com/schoolgate/schoolgate/firmware/internal/sqlitedb"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -279,12 +280,22 @@ func TestApproveGrant(t *testing.T) {
 	if ap.Note != "" {
 		t.Errorf("note = %q, want none", ap.Note)
 	}
+	// What was asked is kept, for the requester and the DSL to see what changed.
+	if ap.AskedScope != req.Scope || ap.AskedTarget != req.Target || ap.AskedDuration != req.Duration {
+		t.Errorf("asked: %s %s for %v, want %s %s for %v", ap.AskedScope, ap.AskedTarget, ap.AskedDuration, req.Scope, req.Target, req.Duration)
+	}
+	if got := e.get(t, req.ID); got.AskedDuration != req.Duration || got.AskedTarget != req.Target {
+		t.Errorf("asked, read back: %+v", got)
+	}
 
 	// A target alone keeps the scope.
 	req2 := e.request(t, lesson())
 	ap2, err := e.s.Approve(ctx, req2.ID, "tech", "", Grant{Target: "staff"})
 	if err != nil || ap2.Scope != "profile" || ap2.Target != "staff" {
 		t.Errorf("target-only grant: %+v, %v", ap2, err)
+	}
+	if ap2.AskedScope != "profile" || ap2.AskedTarget != req2.Target || ap2.AskedDuration != 0 {
+		t.Errorf("target-only grant, asked: %q %q %v; want the target only", ap2.AskedScope, ap2.AskedTarget, ap2.AskedDuration)
 	}
 }
 
@@ -948,5 +959,37 @@ func TestBypassNamesRefused(t *testing.T) {
 	var ve *ValidationError
 	if !errors.As(err, &ve) || !strings.Contains(ve.Field(FieldDomain), "iCloud Private Relay") {
 		t.Errorf("a bypass canary was accepted: %v", err)
+	}
+}
+
+// A file from before the asked-for columns (schema 1) opens with its exceptions as they
+// were, and approvals from then on keep what was asked.
+func TestUpgradeFromSchema1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlitedb.Migrate(db, migrations[:1], ErrSchemaVersion); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`INSERT INTO exceptions (scope, target, domain, action, reason, duration_ms, status, requested_by, source,
+		requested_ms, decided_by, decided_ms, starts_ms, expires_ms)
+		VALUES ('profile', 'pupils', 'scratch.mit.edu', 'allow', 'coding club', 3600000, 'approved', 'ms.patel', 'ui', ?, 'dsl', ?, ?, ?)`,
+		t0.UnixMilli(), t0.UnixMilli(), t0.UnixMilli(), t0.Add(time.Hour).UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	e := newEnv(t, func(c *Config) { c.Path = path })
+	old := e.get(t, 1)
+	if old.Domain != "scratch.mit.edu" || old.Status != Approved || old.AskedScope != "" || old.AskedDuration != 0 {
+		t.Errorf("the old exception: %+v", old)
+	}
+	req := e.request(t, lesson())
+	ap, err := e.s.Approve(ctx, req.ID, "dsl.smith", "", Grant{Duration: 30 * time.Minute})
+	if err != nil || ap.AskedDuration != req.Duration || ap.AskedScope != "" {
+		t.Errorf("approved for less after the upgrade: %+v, %v", ap, err)
 	}
 }

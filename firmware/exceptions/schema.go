@@ -9,7 +9,7 @@ import (
 // schemaVersion is stored in PRAGMA user_version. Each entry of migrations
 // takes the schema from version i to i+1; append, never edit: files written
 // by earlier firmware have already run the earlier entries.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var migrations = []string{
 	// 0 → 1
@@ -52,6 +52,15 @@ CREATE INDEX exceptions_requested_by ON exceptions(requested_by, requested_ms);
 -- RequestReview's deduplication and per-client cap.
 CREATE INDEX exceptions_pending_reviews ON exceptions(client_addr, domain)
 	WHERE source = 'blockpage' AND status = 'pending';
+`,
+	// 1 → 2
+	`
+-- What was asked, kept when an approval changes it (a shorter time, one device rather
+-- than the whole profile): '' and NULL when the approval granted what was asked, or the
+-- row was decided before this column existed.
+ALTER TABLE exceptions ADD COLUMN asked_scope TEXT NOT NULL DEFAULT '';
+ALTER TABLE exceptions ADD COLUMN asked_target TEXT NOT NULL DEFAULT '';
+ALTER TABLE exceptions ADD COLUMN asked_duration_ms INTEGER;
 `,
 }
 

@@ -166,9 +166,20 @@ func (s *Store) Approve(ctx context.Context, id int64, by, note string, g Grant)
 		if err := v.err(); err != nil {
 			return err
 		}
+		// What was asked is kept where the grant differs from it.
+		var askedScope, askedTarget string
+		var askedMS any
+		if c.Scope != e.Scope || c.Target != e.Target {
+			askedScope, askedTarget = e.Scope, e.Target
+		}
+		if c.Duration != e.Duration {
+			askedMS = e.Duration.Milliseconds()
+		}
 		return setState(ctx, tx, e.ID, Pending,
-			`status = 'approved', scope = ?, target = ?, duration_ms = ?, decided_by = ?, note = ?, decided_ms = ?, starts_ms = ?, expires_ms = ?`,
-			c.Scope, c.Target, c.Duration.Milliseconds(), by, note, now.UnixMilli(), now.UnixMilli(), now.Add(c.Duration).UnixMilli())
+			`status = 'approved', scope = ?, target = ?, duration_ms = ?, decided_by = ?, note = ?, decided_ms = ?, starts_ms = ?, expires_ms = ?,
+			asked_scope = ?, asked_target = ?, asked_duration_ms = ?`,
+			c.Scope, c.Target, c.Duration.Milliseconds(), by, note, now.UnixMilli(), now.UnixMilli(), now.Add(c.Duration).UnixMilli(),
+			askedScope, askedTarget, askedMS)
 	})
 	if err != nil {
 		return Exception{}, fmt.Errorf("approving exception %d: %w", id, err)
@@ -463,7 +474,8 @@ func insertTx(ctx context.Context, tx *sql.Tx, c Exception) (Exception, error) {
 
 const columns = `id, scope, target, domain, action, reason, duration_ms, status,
 	requested_by, source, client_addr, client_mac, requested_ms,
-	decided_by, note, decided_ms, starts_ms, expires_ms, ended_by, end_note, ended_ms`
+	decided_by, note, decided_ms, starts_ms, expires_ms, ended_by, end_note, ended_ms,
+	asked_scope, asked_target, asked_duration_ms`
 
 // querier is what *sql.DB and *sql.Tx share.
 type querier interface {
@@ -502,10 +514,12 @@ func scan(r interface{ Scan(...any) error }) (Exception, error) {
 		status                          string
 		durMS, reqMS                    int64
 		decided, starts, expires, ended sql.NullInt64
+		askedMS                         sql.NullInt64
 	)
 	err := r.Scan(&e.ID, &e.Scope, &e.Target, &e.Domain, &e.Action, &e.Reason, &durMS, &status,
 		&e.RequestedBy, &e.Source, &e.ClientAddr, &e.ClientMAC, &reqMS,
-		&e.DecidedBy, &e.Note, &decided, &starts, &expires, &e.EndedBy, &e.EndNote, &ended)
+		&e.DecidedBy, &e.Note, &decided, &starts, &expires, &e.EndedBy, &e.EndNote, &ended,
+		&e.AskedScope, &e.AskedTarget, &askedMS)
 	if err != nil {
 		return Exception{}, err
 	}
@@ -513,6 +527,9 @@ func scan(r interface{ Scan(...any) error }) (Exception, error) {
 	e.Duration = time.Duration(durMS) * time.Millisecond
 	e.Requested = msTime(reqMS)
 	e.Decided, e.Starts, e.Expires, e.Ended = nullTime(decided), nullTime(starts), nullTime(expires), nullTime(ended)
+	if askedMS.Valid {
+		e.AskedDuration = time.Duration(askedMS.Int64) * time.Millisecond
+	}
 	return e, nil
 }
 
