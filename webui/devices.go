@@ -362,15 +362,10 @@ func (s *Server) handleDeviceSave(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Device")
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Device", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	f := r.PostForm
 	p := page{Title: "Device " + mac, fieldErrs: map[string]string{},
 		Form: map[string]string{"name": f.Get("name"), "profile": f.Get("profile"), "reason": f.Get("reason")}}

@@ -452,15 +452,10 @@ var listFormFields = []string{"name", "url", "file", "format", "category", "upda
 
 // handleListAdd adds a list source to the configuration.
 func (s *Server) handleListAdd(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Lists")
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Lists", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	d := s.listsData(r, cfg)
 	d.Base, d.Failed = fp, "add"
 	f := r.PostForm
@@ -552,7 +547,7 @@ func upperFirst(s string) string {
 
 // handleListRemove removes a list source from the configuration.
 func (s *Server) handleListRemove(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Lists")
 	if !ok {
 		return
 	}
@@ -563,11 +558,6 @@ func (s *Server) handleListRemove(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/lists?done=missing", http.StatusSeeOther)
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Lists", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	d := s.listsData(r, cfg)
 	d.Base, d.Failed = fp, "remove:"+name
 	p := page{Title: "Lists", Data: d, Form: map[string]string{"reason": r.PostFormValue("reason"), "format": config.FormatDomains},
@@ -723,15 +713,10 @@ func segmentNameOK(name string) bool {
 
 // handleSegmentAdd adds a segment.
 func (s *Server) handleSegmentAdd(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Segments")
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Segments", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	d := s.segmentsData(r, cfg)
 	d.Base, d.Failed = fp, true
 	f := r.PostForm
@@ -919,7 +904,7 @@ func segmentErrorField(cfg *config.Config, i int) func(string) string {
 // handleSegmentSave saves one segment's profile, guest flag, web UI access and network
 // settings.
 func (s *Server) handleSegmentSave(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Segment")
 	if !ok {
 		return
 	}
@@ -927,11 +912,6 @@ func (s *Server) handleSegmentSave(w http.ResponseWriter, r *http.Request) {
 	if i < 0 {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Segment", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	name := cfg.Segments[i].Name
 	beforeForm := segmentForm(cfg.Segments[i], cfg)
 	d := s.segmentFormData(r, cfg, cfg.Segments[i])

@@ -56,6 +56,21 @@ func (s *Server) editableConfig(w http.ResponseWriter, r *http.Request) (*config
 	return cfg, true
 }
 
+// editForm opens a form that changes the configuration: the configuration as saved, the
+// posted form parsed, and the fingerprint of what the form is applied to, so that a save
+// can tell whether someone else changed it since. title names the page of a failure.
+func (s *Server) editForm(w http.ResponseWriter, r *http.Request, title string) (*config.Config, string, bool) {
+	cfg, ok := s.editableConfig(w, r)
+	if !ok {
+		return nil, "", false
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderMessage(w, r, http.StatusBadRequest, title, "The form could not be read.")
+		return nil, "", false
+	}
+	return cfg, fingerprint(cfg), true
+}
+
 func (s *Server) handleProfiles(w http.ResponseWriter, r *http.Request) {
 	cfg, ok := s.editableConfig(w, r)
 	if !ok {
@@ -89,15 +104,10 @@ func matrixData(cfg *config.Config, ticked func(profile string, c category.ID) b
 
 // handleProfilesSave saves the matrix: every profile's blocked categories at once.
 func (s *Server) handleProfilesSave(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Profiles")
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Profiles", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	ticked := func(profile string, c category.ID) bool {
 		return slices.Contains(r.PostForm["block:"+profile], string(c))
 	}
@@ -337,7 +347,7 @@ func profileForm(p config.Profile) map[string]string {
 
 // handleProfileSave saves one profile's settings.
 func (s *Server) handleProfileSave(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Profile")
 	if !ok {
 		return
 	}
@@ -347,11 +357,6 @@ func (s *Server) handleProfileSave(w http.ResponseWriter, r *http.Request) {
 		s.renderMessage(w, r, http.StatusNotFound, "No such profile", "There is no profile called "+strconv.Quote(name)+".")
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Profile", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	before := cfg.Profiles[i]
 	p := &cfg.Profiles[i]
 	f := r.PostForm

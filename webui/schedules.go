@@ -127,15 +127,10 @@ func (s *Server) handleSchedules(w http.ResponseWriter, r *http.Request) {
 
 // handleScheduleSave adds a schedule (name "new") or changes one, or deletes it.
 func (s *Server) handleScheduleSave(w http.ResponseWriter, r *http.Request) {
-	cfg, ok := s.editableConfig(w, r)
+	cfg, fp, ok := s.editForm(w, r, "Schedules")
 	if !ok {
 		return
 	}
-	if err := r.ParseForm(); err != nil {
-		s.renderMessage(w, r, http.StatusBadRequest, "Schedules", "The form could not be read.")
-		return
-	}
-	fp := fingerprint(cfg)
 	f := r.PostForm
 	target := r.PathValue("name")
 	sc := config.Schedule{Name: strings.TrimSpace(f.Get("name")), Days: f["days"], From: strings.TrimSpace(f.Get("from")),
