@@ -399,22 +399,6 @@ func (s *Server) renderAccounts(w http.ResponseWriter, r *http.Request, status i
 	s.render(w, r, status, "accounts", p)
 }
 
-// validAccountName mirrors the auth store's rule (ErrBadName) so that the form can name every
-// problem at once; the store checks again and has the last word.
-func validAccountName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
-		if !alnum && (i == 0 || !strings.ContainsRune("._-@", rune(c))) {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *Server) handleAccountCreate(w http.ResponseWriter, r *http.Request) {
 	sess := sessionFrom(r)
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("name")))
@@ -424,7 +408,7 @@ func (s *Server) handleAccountCreate(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case name == "":
 		p.fieldErrs["name"] = "Enter a name for the account."
-	case !validAccountName(name):
+	case !auth.ValidName(name):
 		p.fieldErrs["name"] = sentence(auth.ErrBadName)
 	}
 	role, rerr := auth.ParseRole(roleText)

@@ -44,7 +44,10 @@ const maxNameLen = 64
 // as "alice".
 func normalizeName(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-func validName(s string) bool {
+// ValidName says whether s, normalised, may name an account: 1–64 lowercase letters and
+// digits, and "._-@" after the first. Forms check it to name every problem at once; the
+// store checks again (ErrBadName).
+func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > maxNameLen {
 		return false
 	}
@@ -237,7 +240,7 @@ func (s *Store) CreateAccount(ctx context.Context, by Session, name string, role
 	if !Can(by.Role, AccountsManage) {
 		return Account{}, ErrForbidden
 	}
-	if !validName(name) {
+	if !ValidName(name) {
 		return Account{}, ErrBadName
 	}
 	if !role.Valid() {

@@ -355,7 +355,7 @@ func (s *Store) CreateFirst(ctx context.Context, token, name, password string) (
 		return Account{}, err
 	}
 	name = normalizeName(name)
-	if !validName(name) {
+	if !ValidName(name) {
 		return Account{}, ErrBadName
 	}
 	if err := CheckPassword(name, password); err != nil {
