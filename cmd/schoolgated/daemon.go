@@ -65,7 +65,6 @@ type daemon struct {
 	restarting     atomic.Bool
 	stopping       atomic.Bool      // close has begun: /api/health says "stopping"
 	ready          atomic.Bool      // every part is started: /api/health says "ok"
-	memoryLimit    int64            // the Go runtime's soft memory limit (memory.go)
 	restored       *backup.Manifest // the backup applied at this start, if any
 	ups            upstreams        // the last probe of the upstream resolvers
 
@@ -422,7 +421,7 @@ func (d *daemon) status(ctx context.Context) webui.Status {
 		d.upstreamComponent(),
 		clockComponent(),
 		diskComponent(d.opts.dataDir),
-		memoryComponent(d.memoryLimit),
+		memoryComponent(),
 	}
 	switch {
 	case d.block != nil:

@@ -44,11 +44,11 @@ func TestMemoryLimit(t *testing.T) {
 
 // The memory component turns degraded when what is live takes most of the limit.
 func TestMemoryComponent(t *testing.T) {
-	if c := memoryComponent(1 << 40); c.State != "running" || !strings.Contains(c.Detail, "live after the last collection") {
+	if c := memoryState(1 << 40); c.State != "running" || !strings.Contains(c.Detail, "live after the last collection") {
 		t.Errorf("with room: %s %q", c.State, c.Detail)
 	}
 	runtime.GC() // something is live, and more than one byte
-	if c := memoryComponent(1); c.State != "degraded" || !strings.Contains(c.Detail, "most of the memory limit") {
+	if c := memoryState(1); c.State != "degraded" || !strings.Contains(c.Detail, "most of the memory limit") {
 		t.Errorf("over the limit: %s %q", c.State, c.Detail)
 	}
 }

@@ -111,12 +111,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	limit := setMemoryLimit(logger)
+	setMemoryLimit(logger)
 	d, err := newDaemon(o, logger)
 	if err != nil {
 		return err
 	}
-	d.memoryLimit = limit
 	if err := d.start(ctx); err != nil {
 		return errors.Join(err, d.close())
 	}

@@ -37,19 +37,17 @@ func memoryLimit(ram uint64) int64 {
 	return int64(min(max(float64(ram)*memoryShare, memoryLimitMin), memoryLimitMax))
 }
 
-// setMemoryLimit applies the budget and returns it. A GOMEMLIMIT in the environment, which
-// the Go runtime has applied already, wins.
-func setMemoryLimit(logger *slog.Logger) int64 {
+// setMemoryLimit applies the budget. A GOMEMLIMIT in the environment, which the Go runtime
+// has applied already, wins.
+func setMemoryLimit(logger *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
-		limit := debug.SetMemoryLimit(-1)
-		logger.Info("memory limit from GOMEMLIMIT", "limit", bytesText(uint64(limit)))
-		return limit
+		logger.Info("memory limit from GOMEMLIMIT", "limit", bytesText(uint64(debug.SetMemoryLimit(-1))))
+		return
 	}
 	ram := physicalMemory()
 	limit := memoryLimit(ram)
 	debug.SetMemoryLimit(limit)
 	logger.Info("memory limit set", "limit", bytesText(uint64(limit)), "ram", bytesText(ram), "share", memoryShare)
-	return limit
 }
 
 // releaseMemory collects now and returns every free page to the kernel: called after a list
@@ -57,10 +55,15 @@ func setMemoryLimit(logger *slog.Logger) int64 {
 // resident is what the daemon holds.
 func releaseMemory() { debug.FreeOSMemory() }
 
-// memoryComponent reports what the daemon holds against its limit. It is degraded when what
-// stays live after a collection takes most of the limit: the collector then runs nearly all
-// the time, taking processor time from DNS and the packet path.
-func memoryComponent(limit int64) webui.Component {
+// memoryComponent reports what the daemon holds against the runtime's memory limit. It is
+// degraded when what stays live after a collection takes most of the limit: the collector
+// then runs nearly all the time, taking processor time from DNS and the packet path.
+func memoryComponent() webui.Component {
+	return memoryState(debug.SetMemoryLimit(-1))
+}
+
+// memoryState is memoryComponent for a given limit.
+func memoryState(limit int64) webui.Component {
 	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(samples)
 	value := func(i int) uint64 {
